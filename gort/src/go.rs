@@ -1,0 +1,328 @@
+//! Spawning goroutines: `go`, `Builder`, `JoinHandle`.
+//!
+//! A goroutine's closure runs under `catch_unwind`; its return value or
+//! panic payload goes into a shared *packet* that the `JoinHandle` reads,
+//! so a panic never crosses a context switch and never takes down the
+//! runtime. If the goroutine is cancelled (its runtime shut down or `run`
+//! returned) the packet receives a cancellation payload instead, so a
+//! joiner never waits forever.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crate::runtime::g::WaitReason;
+use crate::runtime::lock::Lock;
+use crate::runtime::park::{self, Cancelled, Waiter};
+use crate::runtime::sched::{Sched, SpawnOpts};
+use crate::runtime::{self as rt};
+use crate::scope::ScopeData;
+use crate::stack;
+
+/// The payload a cancelled goroutine's `join` returns as its `Err`.
+pub const CANCELLED: &str = "gort: goroutine cancelled: its runtime shut down or run() returned";
+
+/// A goroutine's id, unique in the process (Go numbers goroutines from 1).
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::go(|| ());
+///     assert!(h.id().as_u64() > 0);
+///     println!("spawned {}", h.id());
+/// });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GoId(u64);
+
+impl GoId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "goroutine {}", self.0)
+    }
+}
+
+/// Where a goroutine's result goes; shared by the goroutine and its handle.
+pub(crate) struct Packet<T> {
+    done: AtomicBool,
+    result: UnsafeCell<Option<thread::Result<T>>>,
+    waiter: Lock<Option<Waiter>>,
+    scope: Option<Arc<ScopeData>>,
+}
+
+// SAFETY: `result` is written once by the goroutine before `done` is set
+// (release) and read only by the handle after seeing `done` (acquire).
+unsafe impl<T: Send> Sync for Packet<T> {}
+
+impl<T> Packet<T> {
+    pub(crate) fn new(scope: Option<Arc<ScopeData>>) -> Arc<Self> {
+        if let Some(s) = &scope {
+            s.increment();
+        }
+        Arc::new(Packet {
+            done: AtomicBool::new(false),
+            result: UnsafeCell::new(None),
+            waiter: Lock::new(None),
+            scope,
+        })
+    }
+
+    fn complete(&self, r: thread::Result<T>) {
+        // SAFETY: only the goroutine (or its never-run closure's drop)
+        // completes, once, before `done` is published.
+        unsafe { *self.result.get() = Some(r) };
+        let waiter = {
+            let mut w = self.waiter.lock();
+            self.done.store(true, Ordering::Release);
+            w.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Waits for the result and takes it (the handle's side; called once).
+    pub(crate) fn join(&self) -> thread::Result<T> {
+        while !self.is_finished() {
+            park::park(WaitReason::Join, |w| {
+                let mut slot = self.waiter.lock();
+                if self.done.load(Ordering::Acquire) {
+                    return false;
+                }
+                *slot = Some(w);
+                true
+            });
+        }
+        // SAFETY: `done` was observed, so the goroutine wrote the result
+        // and will not touch it again; the handle reads it once.
+        unsafe { (*self.result.get()).take() }.expect("result present once done")
+    }
+}
+
+impl<T> Drop for Packet<T> {
+    fn drop(&mut self) {
+        let unhandled_panic = matches!(self.result.get_mut(), Some(Err(_)));
+        *self.result.get_mut() = None;
+        if let Some(scope) = &self.scope {
+            scope.decrement(unhandled_panic);
+        }
+    }
+}
+
+/// Completes the packet with a cancellation if the closure never ran.
+struct Completion<T>(Option<Arc<Packet<T>>>);
+
+impl<T> Drop for Completion<T> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.complete(Err(Box::new(CANCELLED)));
+        }
+    }
+}
+
+/// The body every goroutine runs: `f` under `catch_unwind`, result into
+/// the packet.
+fn body<F, T>(f: F, packet: Arc<Packet<T>>) -> impl FnOnce() + Send
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let mut completion = Completion(Some(packet));
+    move || {
+        let r = catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            if payload.is::<Cancelled>() {
+                Box::new(CANCELLED) as Box<dyn Any + Send>
+            } else {
+                payload
+            }
+        });
+        completion.0.take().expect("completed once").complete(r);
+    }
+}
+
+/// An owned permission to join a goroutine (std's `JoinHandle` shape).
+/// Dropping it detaches the goroutine.
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::go(|| panic!("boom"));
+///     let err = h.join().unwrap_err();
+///     assert_eq!(*err.downcast_ref::<&str>().unwrap(), "boom");
+/// });
+/// ```
+pub struct JoinHandle<T> {
+    packet: Arc<Packet<T>>,
+    id: GoId,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the goroutine (parking a goroutine caller, blocking a
+    /// thread caller) and returns its value, or the payload it panicked
+    /// with.
+    pub fn join(self) -> thread::Result<T> {
+        self.packet.join()
+    }
+
+    /// Whether the goroutine has finished.
+    pub fn is_finished(&self) -> bool {
+        self.packet.is_finished()
+    }
+
+    /// The goroutine's id.
+    pub fn id(&self) -> GoId {
+        self.id
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+/// Goroutine factory (std's `thread::Builder` shape).
+///
+/// ```
+/// gort::run(|| {
+///     let h = gort::Builder::new()
+///         .name("worker")
+///         .stack_size(64 * 1024)
+///         .spawn(|| 1 + 1)
+///         .unwrap();
+///     assert_eq!(h.join().unwrap(), 2);
+/// });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the goroutine (shown in stack overflow reports and `debug`).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets this goroutine's stack size (rounded up to whole pages;
+    /// 16 KiB to 1 GiB).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the goroutine on the caller's runtime (the default runtime
+    /// from a plain thread). Errors if the stack size is out of range
+    /// (`InvalidInput`, naming `stack_size`) or no stack can be had.
+    #[track_caller]
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_on(rt::current_sched(), Location::caller(), f)
+    }
+
+    pub(crate) fn spawn_on<F, T>(
+        self,
+        sched: &Sched,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let opts = self.opts(location)?;
+        let packet = Packet::new(None);
+        let g = sched.spawn(body(f, packet.clone()), opts)?;
+        Ok(JoinHandle {
+            packet,
+            id: GoId(g.id.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// Spawns a goroutine that may borrow for `'scope` (see `scope`).
+    pub(crate) fn spawn_scoped<'scope, F, T>(
+        self,
+        sched: &Sched,
+        location: &'static Location<'static>,
+        data: Arc<ScopeData>,
+        f: F,
+    ) -> io::Result<(GoId, Arc<Packet<T>>)>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let opts = self.opts(location)?;
+        let packet = Packet::new(Some(data));
+        let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(body(f, packet.clone()));
+        // SAFETY: the scope waits until every scoped goroutine's packet is
+        // dropped, which happens only after the closure has run or been
+        // dropped, so nothing borrowed for 'scope is used after 'scope.
+        let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
+        let g = sched.spawn(run, opts)?;
+        Ok((GoId(g.id.load(Ordering::Relaxed)), packet))
+    }
+
+    fn opts(self, location: &'static Location<'static>) -> io::Result<SpawnOpts> {
+        let stack_size = self
+            .stack_size
+            .map(|s| stack::validate_size(s, "stack_size"))
+            .transpose()?;
+        Ok(SpawnOpts {
+            name: self.name,
+            stack_size,
+            location,
+        })
+    }
+}
+
+/// Spawns a goroutine on the caller's runtime, or on the default runtime
+/// (started on first use) from a plain thread.
+///
+/// Goroutines migrate between OS threads at every blocking call, so a
+/// goroutine must not hold a thread-local borrow (or a `StdoutLock`, or a
+/// `!Send` value taken from a thread-local) across a blocking call.
+///
+/// Panics if no stack can be had, with the message `Builder::spawn` would
+/// return as its `Err`.
+///
+/// ```
+/// let h = gort::go(|| "hello from a goroutine");
+/// assert_eq!(h.join().unwrap(), "hello from a goroutine");
+/// ```
+#[track_caller]
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .spawn_on(rt::current_sched(), Location::caller(), f)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Keeps `'scope` invariant in scoped handles.
+pub(crate) type Invariant<'a> = PhantomData<&'a mut &'a ()>;

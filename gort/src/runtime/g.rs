@@ -1,0 +1,258 @@
+//! G: a goroutine.
+//!
+//! A G owns its register context (a corosensei coroutine on a gort stack),
+//! an id, an optional name, its spawn location, a wait reason and two flags
+//! (preempt, cancel). Its `state` word packs a status with a *park
+//! generation*: every park bumps the generation, and a waiter records the
+//! generation it parked under. `ready` readies a G only with a CAS from
+//! exactly (that generation, WAITING), so a stale waiter (left in a wait
+//! list after a timeout, a cancellation or the G's death) can never wake
+//! the wrong park of the same G.
+//!
+//! G structs are type-stable, like Go's: once allocated they are never
+//! freed, only recycled (per-P free list, then the runtime's, then a
+//! process-wide pool of shells). A stale waiter therefore always points at
+//! valid memory, and its CAS simply fails.
+
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+
+use corosensei::{Coroutine, Yielder};
+
+use super::lock::Lock;
+use super::park::Waiter;
+use super::sched::Sched;
+use crate::stack::overflow::StackInfo;
+use crate::stack::Stack;
+
+/// Why a goroutine's coroutine handed control back to its M.
+pub(crate) enum Switch {
+    /// `yield_now`: queue me behind the others.
+    Yield,
+    /// `park`: run my `after` step, then leave me waiting.
+    Park,
+}
+
+pub(crate) type Context = Coroutine<(), Switch, (), Stack>;
+pub(crate) type GYielder = Yielder<(), Switch>;
+
+pub(crate) const IDLE: u8 = 0;
+pub(crate) const RUNNABLE: u8 = 1;
+pub(crate) const RUNNING: u8 = 2;
+pub(crate) const WAITING: u8 = 3;
+pub(crate) const DEAD: u8 = 4;
+
+#[inline]
+pub(crate) fn pack(gen: u64, status: u8) -> u64 {
+    (gen << 8) | status as u64
+}
+#[inline]
+pub(crate) fn unpack(state: u64) -> (u64, u8) {
+    (state >> 8, state as u8)
+}
+
+/// What a goroutine is waiting for (shown by the debug module, Go's
+/// `waitReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// Not waiting.
+    None = 0,
+    /// `JoinHandle::join`.
+    Join,
+    /// `WaitGroup::wait`.
+    WaitGroup,
+    /// `time::sleep`.
+    Sleep,
+    /// Waiting for its runtime's goroutines to finish.
+    Shutdown,
+    /// `scope` waiting for its goroutines.
+    Scope,
+    /// A channel receive.
+    ChanReceive,
+    /// A channel send.
+    ChanSend,
+    /// A select.
+    Select,
+    /// A lock.
+    Lock,
+}
+
+impl WaitReason {
+    pub(crate) fn from_u8(v: u8) -> WaitReason {
+        use WaitReason::*;
+        [
+            None,
+            Join,
+            WaitGroup,
+            Sleep,
+            Shutdown,
+            Scope,
+            ChanReceive,
+            ChanSend,
+            Select,
+            Lock,
+        ]
+        .get(v as usize)
+        .copied()
+        .unwrap_or(None)
+    }
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::None => "running",
+            WaitReason::Join => "join",
+            WaitReason::WaitGroup => "sync.WaitGroup.Wait",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Shutdown => "shutdown",
+            WaitReason::Scope => "scope",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::Lock => "sync.Mutex.Lock",
+        })
+    }
+}
+
+/// The `after` step of a park, type-erased: `call(data, waiter)` moves the
+/// closure out of the parked goroutine's stack and runs it on the M.
+#[derive(Clone, Copy)]
+pub(crate) struct AfterFn {
+    pub(crate) data: *mut u8,
+    pub(crate) call: unsafe fn(*mut u8, Waiter) -> bool,
+}
+
+pub(crate) struct G {
+    pub(crate) state: AtomicU64,
+    pub(crate) id: AtomicU64,
+    pub(crate) cancel: AtomicBool,
+    pub(crate) preempt: AtomicBool,
+    pub(crate) wait_reason: AtomicU8,
+    /// The runtime this goroutine belongs to (valid while it is alive).
+    pub(crate) sched: AtomicPtr<Sched>,
+    // The fields below are touched only by whoever owns the G at the time:
+    // the spawner before it is queued, the M running it, or the M that
+    // recycles it. Ownership moves with the run queues' release/acquire.
+    pub(crate) ctx: UnsafeCell<Option<Context>>,
+    /// A stack kept with a dead G for reuse.
+    pub(crate) stack: UnsafeCell<Option<Stack>>,
+    pub(crate) yielder: Cell<*const GYielder>,
+    pub(crate) after: Cell<Option<AfterFn>>,
+    pub(crate) info: UnsafeCell<StackInfo>,
+    pub(crate) name: Lock<Option<Box<str>>>,
+    pub(crate) location: Cell<&'static Location<'static>>,
+}
+
+// SAFETY: a G is shared between threads only through the scheduler, which
+// hands the non-atomic fields from one owner to the next with release/acquire
+// (run queues, the lock-protected lists); the atomics are safe to share.
+unsafe impl Sync for G {}
+// SAFETY: as above; the coroutine inside is `!Send` only because it may hold
+// arbitrary data, and goroutine closures are required to be `Send`.
+unsafe impl Send for G {}
+
+/// A pointer to an immortal G.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct GRef(NonNull<G>);
+
+// SAFETY: Gs are immortal and `Sync` (see above).
+unsafe impl Send for GRef {}
+// SAFETY: as above.
+unsafe impl Sync for GRef {}
+
+impl std::ops::Deref for GRef {
+    type Target = G;
+    #[inline]
+    fn deref(&self) -> &G {
+        // SAFETY: Gs are leaked on allocation and never freed.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl GRef {
+    pub(crate) fn as_ptr(self) -> *mut G {
+        self.0.as_ptr()
+    }
+    /// # Safety
+    /// `p` must come from [`GRef::as_ptr`].
+    pub(crate) unsafe fn from_ptr(p: *mut G) -> GRef {
+        // SAFETY: the caller passes a pointer from `as_ptr`, never null.
+        GRef(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    /// Allocates a new, never-freed G shell.
+    pub(crate) fn alloc() -> GRef {
+        let g = Box::new(G {
+            state: AtomicU64::new(pack(0, IDLE)),
+            id: AtomicU64::new(0),
+            cancel: AtomicBool::new(false),
+            preempt: AtomicBool::new(false),
+            wait_reason: AtomicU8::new(0),
+            sched: AtomicPtr::new(std::ptr::null_mut()),
+            ctx: UnsafeCell::new(None),
+            stack: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            after: Cell::new(None),
+            info: UnsafeCell::new(StackInfo {
+                guard_lo: 0,
+                guard_hi: 0,
+                size: 0,
+                id: 0,
+                name: None,
+            }),
+            name: Lock::new(None),
+            location: Cell::new(Location::caller()),
+        });
+        GRef(NonNull::from(Box::leak(g)))
+    }
+
+    pub(crate) fn status(self) -> u8 {
+        unpack(self.state.load(Ordering::Acquire)).1
+    }
+
+    pub(crate) fn sched(self) -> &'static Sched {
+        // SAFETY: a live G's runtime outlives it: the runtime cancels and
+        // waits for all its goroutines before it is freed. The 'static is
+        // a lie confined to the runtime's own code.
+        unsafe { &*self.sched.load(Ordering::Acquire) }
+    }
+
+    /// # Safety
+    /// Only the G's current owner (see the field comments) may call this.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn ctx_mut(self) -> &'static mut Option<Context> {
+        // SAFETY: guaranteed by the caller.
+        unsafe { &mut *self.ctx.get() }
+    }
+
+    /// # Safety
+    /// As [`ctx_mut`](Self::ctx_mut).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn stack_mut(self) -> &'static mut Option<Stack> {
+        // SAFETY: guaranteed by the caller.
+        unsafe { &mut *self.stack.get() }
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*mut G> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The goroutine running on this thread, if any.
+#[inline]
+pub(crate) fn current() -> Option<GRef> {
+    let p = CURRENT.with(|c| c.get());
+    // SAFETY: only `set_current` writes CURRENT, with pointers from GRef.
+    (!p.is_null()).then(|| unsafe { GRef::from_ptr(p) })
+}
+
+#[inline]
+pub(crate) fn set_current(g: Option<GRef>) {
+    CURRENT.with(|c| c.set(g.map_or(std::ptr::null_mut(), |g| g.as_ptr())));
+}

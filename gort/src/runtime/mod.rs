@@ -1,0 +1,204 @@
+//! The scheduler: explicit runtimes and the default one.
+//!
+//! A [`Runtime`] is a set of processors (P) and the OS threads (M) that run
+//! goroutines (G) on them, after Go's runtime/proc.go. Module map:
+//! `g` (goroutine), `p` (processor), `m` (machine: the scheduling loop),
+//! `sched` (global queue, idle lists, `wakep`), `runq` (lock-free local run
+//! queue), `park` (park/ready, the one blocking primitive), `timers`
+//! (per-P heaps), `note`/`futex`/`lock` (how threads sleep). Nothing outside
+//! this module touches run queues, threads or stacks.
+
+pub(crate) mod futex;
+pub(crate) mod g;
+pub(crate) mod lock;
+pub(crate) mod m;
+pub(crate) mod note;
+pub(crate) mod p;
+pub(crate) mod park;
+pub(crate) mod runq;
+pub(crate) mod sched;
+pub(crate) mod timers;
+
+use std::io;
+use std::panic::Location;
+use std::sync::{Arc, OnceLock};
+
+pub use g::WaitReason;
+pub use sched::MAX_PROCS;
+
+use crate::stack;
+use sched::Sched;
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = gort::runtime::Builder::new().procs(2).stack_size(64 * 1024).build()?;
+/// assert_eq!(rt.procs(), 2);
+/// assert_eq!(rt.run(|| gort::procs()), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    procs: Option<usize>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the defaults: `procs` from `GOMAXPROCS` or the
+    /// available cores, 256 KiB stacks.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Number of processors (Go's GOMAXPROCS), 1 to [`MAX_PROCS`].
+    pub fn procs(mut self, n: usize) -> Builder {
+        self.procs = Some(n);
+        self
+    }
+
+    /// Default stack size of this runtime's goroutines, rounded up to whole
+    /// pages; 16 KiB to 1 GiB.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Builds the runtime. Its threads start on demand.
+    ///
+    /// Errors with [`io::ErrorKind::InvalidInput`] naming the setting when
+    /// `procs` or `stack_size` is out of range.
+    pub fn build(self) -> io::Result<Runtime> {
+        let procs = match self.procs {
+            Some(n) if (1..=MAX_PROCS).contains(&n) => n,
+            Some(n) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("gort: procs = {n} is out of range: it must be between 1 and {MAX_PROCS}"),
+                ))
+            }
+            None => default_procs(),
+        };
+        let stack_size = stack::validate_size(
+            self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE),
+            "stack_size",
+        )?;
+        stack::overflow::install();
+        Ok(Runtime {
+            sched: Sched::new(procs, stack_size),
+        })
+    }
+}
+
+/// `GOMAXPROCS` if set to a valid number, else the available cores.
+fn default_procs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("GOMAXPROCS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_PROCS).contains(&n) => n,
+            _ => {
+                eprintln!(
+                    "gort: ignoring GOMAXPROCS={v:?}: it must be a number between 1 and \
+                     {MAX_PROCS}; using {cores}"
+                );
+                cores
+            }
+        },
+        Err(_) => cores,
+    }
+}
+
+/// A goroutine runtime: processors, threads and the goroutines on them.
+///
+/// Several runtimes may live in one process. Dropping a runtime cancels the
+/// goroutines still alive in it (parked ones unwind, running ones unwind at
+/// their next scheduling point), waits for them, and joins its threads.
+///
+/// ```
+/// let rt = gort::runtime::Builder::new().procs(1).build()?;
+/// let h = rt.go(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    pub(crate) sched: Arc<Sched>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("id", &self.sched.id)
+            .field("procs", &self.procs())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Runs `f` as this runtime's main goroutine and blocks until it
+    /// returns. Goroutines still alive then are cancelled (their destructors
+    /// run) before `run` returns `f`'s value; a panic in `f` resumes here.
+    ///
+    /// Called from a goroutine of this same runtime, `run` just runs `f` as
+    /// a goroutine and joins it (it cannot cancel its own caller).
+    #[track_caller]
+    pub fn run<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let inside = g::current().is_some_and(|g| std::ptr::eq(g.sched(), &*self.sched));
+        let handle = crate::Builder::new()
+            .name("main")
+            .spawn_on(&self.sched, Location::caller(), f)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let result = handle.join();
+        if !inside {
+            self.sched.cancel_all();
+        }
+        match result {
+            Ok(v) => v,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Spawns a goroutine on this runtime, from any thread.
+    #[track_caller]
+    pub fn go<F, T>(&self, f: F) -> crate::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::Builder::new()
+            .spawn_on(&self.sched, Location::caller(), f)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The number of processors.
+    pub fn procs(&self) -> usize {
+        self.sched.nprocs.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.sched.shutdown();
+    }
+}
+
+static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+
+/// The default runtime, started on first use.
+pub(crate) fn default_runtime() -> &'static Runtime {
+    DEFAULT.get_or_init(|| {
+        Builder::new()
+            .build()
+            .unwrap_or_else(|e| panic!("gort: cannot start the default runtime: {e}"))
+    })
+}
+
+/// The runtime of the calling goroutine, or the default runtime.
+pub(crate) fn current_sched() -> &'static Sched {
+    match g::current() {
+        Some(g) => g.sched(),
+        None => &default_runtime().sched,
+    }
+}

@@ -1,0 +1,90 @@
+//! P: a processor, the right to run goroutines.
+//!
+//! There are `procs` Ps (Go's GOMAXPROCS); an M must hold one to run Go
+//! code. A P carries everything that makes the common case lock-free: its
+//! run queue (a 256-slot ring plus `runnext`, see `runq.rs`), its timers,
+//! and a cache of finished goroutines with their stacks, so that `go` in
+//! steady state takes a G and a stack without a lock or a syscall.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::g::GRef;
+use super::runq::RunQueue;
+use super::timers::Timers;
+
+/// P status: on the idle list.
+pub(crate) const P_IDLE: u8 = 0;
+/// P status: held by an M.
+pub(crate) const P_RUNNING: u8 = 1;
+/// P status: beyond `procs` after `set_procs` shrank it; owned by no one.
+pub(crate) const P_RETIRED: u8 = 2;
+
+/// Finished goroutines kept per P before half move to the runtime's list.
+pub(crate) const GFREE_MAX: usize = 64;
+
+pub(crate) struct P {
+    pub(crate) id: usize,
+    pub(crate) runq: RunQueue<super::g::G>,
+    pub(crate) timers: Timers,
+    pub(crate) status: AtomicU8,
+    local: UnsafeCell<Local>,
+}
+
+/// State only the M holding the P touches.
+#[derive(Default)]
+pub(crate) struct Local {
+    /// Scheduling rounds (not counting `runnext` hand-offs); every 61st
+    /// looks at the global queue first, for fairness.
+    pub(crate) schedtick: u32,
+    /// Consecutive `runnext` hand-offs; see `m.rs`.
+    pub(crate) streak: u32,
+    /// Finished goroutines with default-size stacks.
+    pub(crate) gfree: Vec<GRef>,
+    pub(crate) rng: u64,
+}
+
+// SAFETY: `local` is only accessed by the M that holds the P (P ownership
+// moves between Ms under the scheduler lock or with release/acquire on
+// `nextp`); everything else is atomic or internally locked.
+unsafe impl Sync for P {}
+
+impl P {
+    pub(crate) fn new(id: usize) -> P {
+        P {
+            id,
+            runq: RunQueue::new(),
+            timers: Timers::default(),
+            status: AtomicU8::new(P_IDLE),
+            local: UnsafeCell::new(Local {
+                rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
+                ..Local::default()
+            }),
+        }
+    }
+
+    /// # Safety
+    /// The caller must be the M holding this P, and must not keep two of
+    /// these references alive at once.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn local(&self) -> &mut Local {
+        // SAFETY: guaranteed by the caller.
+        unsafe { &mut *self.local.get() }
+    }
+
+    pub(crate) fn status(&self) -> u8 {
+        self.status.load(Ordering::Acquire)
+    }
+}
+
+impl Local {
+    /// xorshift64*: the random victim order for stealing.
+    pub(crate) fn rand(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}

@@ -1,0 +1,631 @@
+//! The scheduler's shared state: global run queue, idle P and M lists, the
+//! spinning count, and the operations that move goroutines between them
+//! (Go's `schedt` and the functions around it in proc.go).
+//!
+//! Worker thread parking/unparking follows Go: `ready` and `go` put work on
+//! a P and call `wakep`, which starts (or wakes) one *spinning* M only if
+//! there is an idle P and no M is already spinning. A spinning M that finds
+//! work stops spinning and calls `wakep` again, so wake-ups cascade only as
+//! far as there is work. A spinning M that finds nothing releases its P,
+//! decrements the spinning count, and then re-checks every run queue before
+//! sleeping: either the submitter saw it spinning (and it sees the work on
+//! re-check) or the submitter saw no spinner and woke an M. That argument is
+//! model-checked in `loom_models.rs`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::panic::Location;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use super::g::{self, pack, unpack, GRef, RUNNABLE, WAITING};
+use super::lock::Lock;
+use super::m::{self, MShared};
+use super::p::{P, P_IDLE, P_RETIRED, P_RUNNING};
+use super::park::{self, Waiter};
+use super::timers::Hint;
+use crate::stack;
+
+/// The most processors a runtime may have.
+pub const MAX_PROCS: usize = 1024;
+
+/// Process-wide goroutine ids (Go numbers goroutines from 1).
+static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
+/// G shells released by dropped runtimes.
+static SHELLS: Lock<Vec<GRef>> = Lock::new(Vec::new());
+static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(1);
+
+pub(crate) struct Sched {
+    pub(crate) id: usize,
+    allp: Box<[OnceLock<P>]>,
+    /// Ps created so far (all of `allp[..created]` are initialised).
+    created: AtomicUsize,
+    pub(crate) nprocs: AtomicUsize,
+    pub(crate) npidle: AtomicUsize,
+    pub(crate) nmspinning: AtomicUsize,
+    pub(crate) inner: Lock<Inner>,
+    global_len: AtomicUsize,
+    pub(crate) ngoroutines: AtomicUsize,
+    exit_waiters: Lock<Vec<Waiter>>,
+    /// Every G this runtime owns (live, or cached for reuse).
+    allgs: Lock<Vec<GRef>>,
+    /// Finished Gs (with their stacks) beyond the per-P caches.
+    gfree: Lock<Vec<GRef>>,
+    pub(crate) stack_size: usize,
+    pub(crate) shutdown: AtomicBool,
+    cancelling: AtomicBool,
+    pub(crate) ntimers_hint: Hint,
+    /// Deadline of the M sleeping for timers (u64::MAX: none).
+    pub(crate) sleeper_until: AtomicU64,
+    threads: Lock<Vec<JoinHandle<()>>>,
+    pub(crate) nthreads: AtomicUsize,
+    pub(crate) steals: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) global: VecDeque<GRef>,
+    pub(crate) idle_ps: Vec<usize>,
+    pub(crate) idle_ms: Vec<Arc<MShared>>,
+    pub(crate) timer_sleeper: Option<usize>,
+}
+
+impl Sched {
+    pub(crate) fn new(procs: usize, stack_size: usize) -> Arc<Sched> {
+        let allp: Box<[OnceLock<P>]> = (0..MAX_PROCS).map(|_| OnceLock::new()).collect();
+        for (i, slot) in allp.iter().enumerate().take(procs) {
+            let _ = slot.set(P::new(i));
+        }
+        Arc::new(Sched {
+            id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
+            allp,
+            created: AtomicUsize::new(procs),
+            nprocs: AtomicUsize::new(procs),
+            npidle: AtomicUsize::new(procs),
+            nmspinning: AtomicUsize::new(0),
+            inner: Lock::new(Inner {
+                global: VecDeque::new(),
+                idle_ps: (0..procs).rev().collect(),
+                idle_ms: Vec::new(),
+                timer_sleeper: None,
+            }),
+            global_len: AtomicUsize::new(0),
+            ngoroutines: AtomicUsize::new(0),
+            exit_waiters: Lock::new(Vec::new()),
+            allgs: Lock::new(Vec::new()),
+            gfree: Lock::new(Vec::new()),
+            stack_size,
+            shutdown: AtomicBool::new(false),
+            cancelling: AtomicBool::new(false),
+            ntimers_hint: Hint::default(),
+            sleeper_until: AtomicU64::new(u64::MAX),
+            threads: Lock::new(Vec::new()),
+            nthreads: AtomicUsize::new(0),
+            steals: AtomicU64::new(0),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn p(&self, id: usize) -> &P {
+        self.allp[id].get().expect("P initialised")
+    }
+
+    /// Every P ever created (retired ones included: their timers still run).
+    pub(crate) fn all_ps(&self) -> impl Iterator<Item = &P> {
+        self.allp[..self.created.load(Ordering::Acquire)]
+            .iter()
+            .filter_map(|p| p.get())
+    }
+
+    pub(crate) fn created(&self) -> usize {
+        self.created.load(Ordering::Acquire)
+    }
+
+    // ---- global run queue -------------------------------------------------
+
+    pub(crate) fn global_len(&self) -> usize {
+        self.global_len.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn global_put(&self, g: GRef) {
+        let mut inner = self.inner.lock();
+        inner.global.push_back(g);
+        self.global_len.store(inner.global.len(), Ordering::Release);
+    }
+
+    pub(crate) fn global_put_batch(&self, batch: Vec<*mut g::G>) {
+        let mut inner = self.inner.lock();
+        // SAFETY: the batch came out of a run queue, which holds GRef pointers.
+        inner
+            .global
+            .extend(batch.into_iter().map(|p| unsafe { GRef::from_ptr(p) }));
+        self.global_len.store(inner.global.len(), Ordering::Release);
+    }
+
+    /// Takes a batch from the global queue for P `p` (Go's `globrunqget`):
+    /// returns one G to run and moves up to `max - 1` more (and at most a
+    /// fair share) to `p`'s queue.
+    pub(crate) fn global_get(&self, p: &P, max: usize) -> Option<GRef> {
+        if self.global_len() == 0 {
+            return None;
+        }
+        let mut inner = self.inner.lock();
+        self.global_get_locked(&mut inner, p, max)
+    }
+
+    pub(crate) fn global_get_locked(&self, inner: &mut Inner, p: &P, max: usize) -> Option<GRef> {
+        let len = inner.global.len();
+        if len == 0 {
+            return None;
+        }
+        let procs = self.nprocs.load(Ordering::Relaxed).max(1);
+        let n = (len / procs + 1)
+            .min(len)
+            .min(max)
+            .min(super::runq::CAP as usize / 2);
+        let g = inner.global.pop_front();
+        for _ in 1..n {
+            let Some(x) = inner.global.pop_front() else {
+                break;
+            };
+            if let Some(batch) = p.runq.put(x.as_ptr(), false) {
+                // SAFETY: pointers from the run queue are GRefs.
+                inner
+                    .global
+                    .extend(batch.into_iter().map(|q| unsafe { GRef::from_ptr(q) }));
+            }
+        }
+        self.global_len.store(inner.global.len(), Ordering::Release);
+        g
+    }
+
+    // ---- idle Ps and waking Ms --------------------------------------------
+
+    /// Takes an idle P (lock held).
+    pub(crate) fn pidleget(&self, inner: &mut Inner) -> Option<usize> {
+        let id = inner.idle_ps.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.p(id).status.store(P_RUNNING, Ordering::Release);
+        Some(id)
+    }
+
+    /// Puts P `id` on the idle list, or retires it if `set_procs` removed
+    /// it (lock held).
+    pub(crate) fn pidleput(&self, inner: &mut Inner, id: usize) {
+        if id >= self.nprocs.load(Ordering::Acquire) {
+            self.p(id).status.store(P_RETIRED, Ordering::Release);
+            return;
+        }
+        self.p(id).status.store(P_IDLE, Ordering::Release);
+        inner.idle_ps.push(id);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Starts one spinning M if there is an idle P and no M spinning
+    /// (Go's `wakep`).
+    #[inline]
+    pub(crate) fn wakep(self: &'_ Self) {
+        fence(Ordering::SeqCst);
+        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        self.wakep_slow();
+    }
+
+    #[cold]
+    fn wakep_slow(&self) {
+        if self
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let p = {
+            let mut inner = self.inner.lock();
+            self.pidleget(&mut inner)
+        };
+        match p {
+            Some(p) => self.startm(p, true),
+            None => {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Hands P `p` to an idle M, or to a new thread.
+    pub(crate) fn startm(&self, p: usize, spinning: bool) {
+        let m = self.inner.lock().idle_ms.pop();
+        match m {
+            Some(m) => m.handoff(p, spinning),
+            None => self.newm(p, spinning),
+        }
+    }
+
+    fn newm(&self, p: usize, spinning: bool) {
+        let sched = self.arc();
+        let n = self.nthreads.fetch_add(1, Ordering::Relaxed) + 1;
+        let handle = std::thread::Builder::new()
+            .name(format!("gort-{}-m{n}", self.id))
+            .spawn(move || m::mstart(sched, n, p, spinning));
+        match handle {
+            Ok(h) => self.threads.lock().push(h),
+            Err(e) => panic!(
+                "gort: cannot start an OS thread for the scheduler ({n} threads so far): {e}"
+            ),
+        }
+    }
+
+    /// An `Arc` to self (Scheds only ever live in an Arc).
+    pub(crate) fn arc(&self) -> Arc<Sched> {
+        // SAFETY: every Sched is created by `Sched::new` inside an Arc, and
+        // `self` is borrowed from a live one, so the count is at least 1.
+        unsafe {
+            Arc::increment_strong_count(self as *const Sched);
+            Arc::from_raw(self as *const Sched)
+        }
+    }
+
+    // ---- timers -------------------------------------------------------------
+
+    /// A timer at `when` was added: make sure some M will notice it.
+    pub(crate) fn timer_added(&self, when: u64) {
+        self.ntimers_hint.lower(when);
+        let until = self.sleeper_until.load(Ordering::SeqCst);
+        if until == u64::MAX {
+            self.wakep();
+        } else if when < until {
+            let inner = self.inner.lock();
+            if let Some(id) = inner.timer_sleeper {
+                if let Some(m) = inner.idle_ms.iter().find(|m| m.id == id) {
+                    m.note.wakeup();
+                }
+            }
+        }
+    }
+
+    /// Runs the due timers of every P if the hint says one may be due.
+    pub(crate) fn run_all_timers(&self, now: u64) -> usize {
+        if self.ntimers_hint.get() > now {
+            return 0;
+        }
+        self.ntimers_hint.reset();
+        let mut ran = 0;
+        let mut next = u64::MAX;
+        for p in self.all_ps() {
+            let (n, nx) = p.timers.run_due(now);
+            ran += n;
+            if let Some(nx) = nx {
+                next = next.min(nx);
+            }
+        }
+        self.ntimers_hint.lower(next);
+        ran
+    }
+
+    /// The earliest timer of all Ps.
+    pub(crate) fn next_timer(&self) -> Option<u64> {
+        self.all_ps().filter_map(|p| p.timers.next()).min()
+    }
+
+    // ---- goroutines ---------------------------------------------------------
+
+    /// Creates a goroutine running `f` and queues it (Go's `newproc`).
+    /// `f` must not unwind (the public layer catches panics).
+    pub(crate) fn spawn<F>(&self, f: F, opts: SpawnOpts) -> io::Result<GRef>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(io::Error::other("gort: the runtime has shut down"));
+        }
+        let size = opts.stack_size.unwrap_or(self.stack_size);
+        let here = m::current_p(self);
+        let g = self.get_g(size, here)?;
+        // SAFETY: `g` was just taken from a free list or allocated: no one
+        // else owns it until it is queued below.
+        let stack = unsafe { g.stack_mut().take() }.expect("get_g returns a G with a stack");
+        let id = NEXT_GOID.fetch_add(1, Ordering::Relaxed);
+        g.id.store(id, Ordering::Relaxed);
+        g.preempt.store(false, Ordering::Relaxed);
+        g.cancel.store(false, Ordering::Relaxed);
+        g.location.set(opts.location);
+        let name: Option<&'static str> = {
+            let mut slot = g.name.lock();
+            *slot = opts.name.map(String::into_boxed_str);
+            // SAFETY: the name lives in the immortal G until the G is
+            // respawned; the overflow handler reads it only while this
+            // goroutine runs.
+            slot.as_deref()
+                .map(|s| unsafe { std::mem::transmute::<&str, &'static str>(s) })
+        };
+        let (guard_lo, guard_hi) = stack.guard_range();
+        // SAFETY: we own `g` (see above).
+        unsafe {
+            *g.info.get() = stack::overflow::StackInfo {
+                guard_lo,
+                guard_hi,
+                size: stack.size(),
+                id,
+                name,
+            };
+        }
+        g.sched
+            .store(self as *const Sched as *mut Sched, Ordering::Release);
+        let ctx = g::Context::with_stack(stack, move |y: &g::GYielder, ()| {
+            let g = g::current().expect("a goroutine runs with CURRENT set");
+            g.yielder.set(y as *const g::GYielder);
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+                // The public layer catches every panic; reaching this is a
+                // bug in gort, and unwinding into the scheduler would be worse.
+                eprintln!("gort: fatal: a panic escaped goroutine {id}");
+                std::process::abort();
+            }
+        });
+        // SAFETY: we own `g`.
+        unsafe { *g.ctx_mut() = Some(ctx) };
+        self.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
+        g.state.store(pack(gen, RUNNABLE), Ordering::SeqCst);
+        if self.cancelling.load(Ordering::SeqCst) {
+            g.cancel.store(true, Ordering::SeqCst);
+        }
+        match here {
+            Some(p) => {
+                if let Some(batch) = p.runq.put(g.as_ptr(), true) {
+                    self.global_put_batch(batch);
+                }
+            }
+            None => self.global_put(g),
+        }
+        self.wakep();
+        Ok(g)
+    }
+
+    /// A G with a stack of `size` bytes: from the P's cache, the runtime's
+    /// list, the process-wide shells, or new.
+    fn get_g(&self, size: usize, here: Option<&P>) -> io::Result<GRef> {
+        let cached = if size == self.stack_size {
+            // SAFETY: `current_p` returned our own P, held by this thread.
+            here.and_then(|p| unsafe { p.local() }.gfree.pop())
+                .or_else(|| self.gfree.lock().pop())
+        } else {
+            None
+        };
+        if let Some(g) = cached {
+            return Ok(g);
+        }
+        let shell = SHELLS.lock().pop();
+        let g = shell.unwrap_or_else(GRef::alloc);
+        let stack = match stack::alloc(size) {
+            Ok(s) => s,
+            Err(e) => {
+                SHELLS.lock().push(g);
+                return Err(e);
+            }
+        };
+        // SAFETY: the shell is unowned; we are its only user.
+        unsafe { *g.stack_mut() = Some(stack) };
+        self.allgs.lock().push(g);
+        Ok(g)
+    }
+
+    /// Recycles a finished G (with its stack) into the caches.
+    pub(crate) fn put_g(&self, g: GRef, here: Option<&P>) {
+        // SAFETY: the G is dead; the M that ran it owns it.
+        let stack = unsafe { g.stack_mut() };
+        let default = stack.as_ref().is_some_and(|s| s.size() == self.stack_size);
+        if !default {
+            if let Some(s) = stack.take() {
+                stack::free(s);
+            }
+        }
+        match here {
+            Some(p) if default => {
+                // SAFETY: `here` is the P held by this thread.
+                let local = unsafe { p.local() };
+                local.gfree.push(g);
+                if local.gfree.len() > super::p::GFREE_MAX {
+                    let half = local.gfree.len() / 2;
+                    let moved: Vec<GRef> = local.gfree.drain(..half).collect();
+                    self.gfree.lock().extend(moved);
+                }
+            }
+            _ => self.gfree.lock().push(g),
+        }
+        *g.name.lock() = None;
+    }
+
+    /// A goroutine finished: count it out and wake `wait_idle`rs at zero.
+    pub(crate) fn goroutine_exited(&self) {
+        if self.ngoroutines.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let waiters = std::mem::take(&mut *self.exit_waiters.lock());
+            for w in waiters {
+                w.wake();
+            }
+        }
+    }
+
+    /// Blocks until no goroutine is alive.
+    pub(crate) fn wait_idle(&self) {
+        while self.ngoroutines.load(Ordering::SeqCst) != 0 {
+            park::park(g::WaitReason::Shutdown, |w| {
+                let mut ws = self.exit_waiters.lock();
+                if self.ngoroutines.load(Ordering::SeqCst) == 0 {
+                    return false;
+                }
+                ws.push(w);
+                true
+            });
+        }
+    }
+
+    /// Cancels every live goroutine: parked ones are readied and unwind
+    /// from their park, runnable ones unwind where they resume, running
+    /// ones at their next scheduling point. Then waits for all to finish.
+    pub(crate) fn cancel_all(&self) {
+        self.cancelling.store(true, Ordering::SeqCst);
+        let gs: Vec<GRef> = self.allgs.lock().clone();
+        for g in gs {
+            let (gen, status) = unpack(g.state.load(Ordering::SeqCst));
+            if !matches!(status, g::RUNNABLE | g::RUNNING | WAITING) {
+                continue;
+            }
+            g.cancel.store(true, Ordering::SeqCst);
+            let (gen2, status2) = unpack(g.state.load(Ordering::SeqCst));
+            if status2 == WAITING
+                && (gen2, status2) == (gen2, WAITING)
+                && g.state
+                    .compare_exchange(
+                        pack(gen2, WAITING),
+                        pack(gen2, RUNNABLE),
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                let _ = gen;
+                self.global_put(g);
+                self.wakep_force();
+            }
+        }
+        self.wait_idle();
+        self.cancelling.store(false, Ordering::SeqCst);
+    }
+
+    /// Like `wakep`, but also when an M is already spinning (used when
+    /// work is queued from outside the runtime in bulk).
+    fn wakep_force(&self) {
+        let p = {
+            let mut inner = self.inner.lock();
+            self.pidleget(&mut inner)
+        };
+        if let Some(p) = p {
+            self.startm(p, false);
+        }
+    }
+
+    /// Stops every M and releases the goroutine shells (runtime drop).
+    pub(crate) fn shutdown(&self) {
+        self.cancel_all();
+        self.shutdown.store(true, Ordering::SeqCst);
+        loop {
+            {
+                let inner = self.inner.lock();
+                for m in &inner.idle_ms {
+                    m.note.wakeup();
+                }
+            }
+            let threads = std::mem::take(&mut *self.threads.lock());
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+        for p in self.all_ps() {
+            p.timers.clear();
+        }
+        let gs = std::mem::take(&mut *self.allgs.lock());
+        self.gfree.lock().clear();
+        for p in self.all_ps() {
+            // SAFETY: every M has exited, so no one holds any P.
+            unsafe { p.local() }.gfree.clear();
+        }
+        let mut shells = SHELLS.lock();
+        for g in gs {
+            // SAFETY: every goroutine has finished and every M has exited.
+            if let Some(s) = unsafe { g.stack_mut() }.take() {
+                stack::free(s);
+            }
+            let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
+            g.state.store(pack(gen + 1, g::IDLE), Ordering::SeqCst);
+            shells.push(g);
+        }
+    }
+
+    /// Go's GOMAXPROCS(n): returns the old value; 0 only queries.
+    pub(crate) fn set_procs(&self, n: usize) -> usize {
+        let mut inner = self.inner.lock();
+        let old = self.nprocs.load(Ordering::Acquire);
+        if n == 0 || n == old {
+            return old;
+        }
+        let n = n.min(MAX_PROCS);
+        if n > old {
+            for id in old..n {
+                if id >= self.created() {
+                    let _ = self.allp[id].set(P::new(id));
+                    self.created.store(id + 1, Ordering::Release);
+                }
+            }
+            self.nprocs.store(n, Ordering::Release);
+            for id in old..n {
+                let p = self.p(id);
+                if p.status() == P_RETIRED {
+                    p.status.store(P_IDLE, Ordering::Release);
+                    inner.idle_ps.push(id);
+                    self.npidle.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            drop(inner);
+            self.wakep();
+        } else {
+            self.nprocs.store(n, Ordering::Release);
+            // Idle Ps beyond n retire now; running ones when their M next
+            // schedules (m.rs moves their queue to the global queue).
+            let mut removed = 0;
+            inner.idle_ps.retain(|&id| {
+                if id >= n {
+                    self.allp[id]
+                        .get()
+                        .expect("idle P exists")
+                        .status
+                        .store(P_RETIRED, Ordering::Release);
+                    removed += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            self.npidle.fetch_sub(removed, Ordering::SeqCst);
+        }
+        old
+    }
+}
+
+/// Per-goroutine spawn options.
+pub(crate) struct SpawnOpts {
+    pub(crate) name: Option<String>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// Makes a parked goroutine runnable (Go's `goready`): queued in the
+/// waker's `runnext` when the waker runs on this runtime, else on the
+/// runtime's global queue; then wakes an idle P.
+pub(crate) fn ready(g: GRef, gen: u64) -> bool {
+    if g.state
+        .compare_exchange(
+            pack(gen, WAITING),
+            pack(gen, RUNNABLE),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        return false;
+    }
+    let sched = g.sched();
+    match m::current_p(sched) {
+        Some(p) => {
+            if let Some(batch) = p.runq.put(g.as_ptr(), true) {
+                sched.global_put_batch(batch);
+            }
+        }
+        None => sched.global_put(g),
+    }
+    sched.wakep();
+    true
+}

@@ -1,0 +1,174 @@
+//! Per-P timer heaps (Go's runtime/time.go, reduced to what sleeping needs).
+//!
+//! A goroutine that sleeps parks with a timer on its P's heap. Each M checks
+//! its own P's heap at every scheduling round when any timer exists, runs
+//! other Ps' due timers when the runtime-wide hint says one is due (so a
+//! timer is not late because its P is busy), and an M with nothing to do
+//! sleeps on its note until the earliest timer (see `m.rs`). There is no
+//! thread per sleeper.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use super::lock::Lock;
+use super::park::Waiter;
+
+/// Nanoseconds on the runtime's monotonic clock.
+pub(crate) fn nanos(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    at.checked_duration_since(epoch)
+        .map_or(0, |d| d.as_nanos().min(u64::MAX as u128 - 1) as u64)
+}
+
+pub(crate) fn now() -> u64 {
+    nanos(Instant::now())
+}
+
+struct Entry {
+    when: u64,
+    seq: u64,
+    waiter: Waiter,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.when, self.seq) == (o.when, o.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        // BinaryHeap is a max-heap: reverse for earliest first.
+        (o.when, o.seq).cmp(&(self.when, self.seq))
+    }
+}
+
+#[derive(Default)]
+struct Heap {
+    entries: BinaryHeap<Entry>,
+    seq: u64,
+}
+
+/// One P's timers.
+#[derive(Default)]
+pub(crate) struct Timers {
+    heap: Lock<Heap>,
+    len: AtomicUsize,
+}
+
+impl Timers {
+    pub(crate) fn add(&self, when: u64, waiter: Waiter) {
+        let mut h = self.heap.lock();
+        h.seq += 1;
+        let seq = h.seq;
+        h.entries.push(Entry { when, seq, waiter });
+        self.len.store(h.entries.len(), Ordering::Release);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Wakes every timer due at `now`; returns how many ran and the
+    /// earliest remaining deadline.
+    pub(crate) fn run_due(&self, now: u64) -> (usize, Option<u64>) {
+        if self.len() == 0 {
+            return (0, None);
+        }
+        let mut due = Vec::new();
+        let next = {
+            let mut h = self.heap.lock();
+            while h.entries.peek().is_some_and(|e| e.when <= now) {
+                due.push(h.entries.pop().expect("peeked").waiter);
+            }
+            self.len.store(h.entries.len(), Ordering::Release);
+            h.entries.peek().map(|e| e.when)
+        };
+        let n = due.len();
+        for w in due {
+            w.wake();
+        }
+        (n, next)
+    }
+
+    pub(crate) fn next(&self) -> Option<u64> {
+        if self.len() == 0 {
+            return None;
+        }
+        self.heap.lock().entries.peek().map(|e| e.when)
+    }
+
+    /// Drops every timer (runtime shutdown: their goroutines are gone).
+    pub(crate) fn clear(&self) {
+        let mut h = self.heap.lock();
+        h.entries.clear();
+        self.len.store(0, Ordering::Release);
+    }
+}
+
+/// A lower bound on the earliest timer of all Ps (`u64::MAX`: none).
+/// Adders `fetch_min` after pushing; a scanner resets it to MAX *before*
+/// scanning and `fetch_min`s what it found, so no deadline is ever lost.
+#[derive(Debug)]
+pub(crate) struct Hint(AtomicU64);
+
+impl Default for Hint {
+    fn default() -> Self {
+        Hint(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl Hint {
+    pub(crate) fn lower(&self, when: u64) {
+        self.0.fetch_min(when, Ordering::SeqCst);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub(crate) fn reset(&self) {
+        self.0.store(u64::MAX, Ordering::SeqCst);
+    }
+}
+
+/// Parks the caller until `at` (`None`: forever, until cancelled). A plain
+/// thread sleeps instead.
+pub(crate) fn park_until(at: Option<Instant>) {
+    let Some(g) = super::g::current() else {
+        match at {
+            Some(at) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+            None => loop {
+                std::thread::park();
+            },
+        }
+        return;
+    };
+    let sched = g.sched();
+    let when = at.map_or(u64::MAX - 1, nanos);
+    loop {
+        super::park::park(super::g::WaitReason::Sleep, |w| {
+            if when == u64::MAX - 1 {
+                // Forever: nothing will wake this waiter but cancellation.
+                drop(w);
+                return true;
+            }
+            match super::m::current_p(sched) {
+                Some(p) => p.timers.add(when, w),
+                None => return false,
+            }
+            sched.timer_added(when);
+            true
+        });
+        if now() >= when {
+            return;
+        }
+    }
+}
