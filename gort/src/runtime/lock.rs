@@ -34,6 +34,11 @@ impl<T: Default> Default for Lock<T> {
     }
 }
 
+// Like std's Mutex: the runtime's critical sections never leave data
+// half-updated on unwind, so the lock is unwind-safe.
+impl<T> std::panic::RefUnwindSafe for Lock<T> {}
+impl<T> std::panic::UnwindSafe for Lock<T> {}
+
 /// Proof of holding a [`Lock`]; unlocks on drop.
 pub(crate) struct LockGuard<'a, T> {
     lock: &'a Lock<T>,

@@ -146,14 +146,32 @@ impl Runtime {
         T: Send + 'static,
     {
         let inside = g::current().is_some_and(|g| std::ptr::eq(g.sched(), &*self.sched));
+        if inside {
+            return crate::Builder::new()
+                .spawn_on(&self.sched, Location::caller(), f)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .join()
+                .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+        }
+        /// Cancels the others the moment main finishes (returns or
+        /// panics), before any of them runs again, as Go's exit does.
+        struct CancelOthers(Arc<Sched>);
+        impl Drop for CancelOthers {
+            fn drop(&mut self) {
+                self.0.begin_cancel();
+            }
+        }
+        let guard = CancelOthers(self.sched.clone());
+        let main = move || {
+            let _guard = guard;
+            f()
+        };
         let handle = crate::Builder::new()
             .name("main")
-            .spawn_on(&self.sched, Location::caller(), f)
+            .spawn_on(&self.sched, Location::caller(), main)
             .unwrap_or_else(|e| panic!("{e}"));
         let result = handle.join();
-        if !inside {
-            self.sched.cancel_all();
-        }
+        self.sched.end_cancel();
         match result {
             Ok(v) => v,
             Err(payload) => std::panic::resume_unwind(payload),

@@ -20,8 +20,12 @@
 use crate::loom::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::ptr;
 
-/// Ring capacity (Go uses 256 as well).
+/// Ring capacity (Go uses 256 as well; loom models a small ring so that
+/// overflow and wrap-around are explored).
+#[cfg(not(loom))]
 pub(crate) const CAP: u32 = 256;
+#[cfg(loom)]
+pub(crate) const CAP: u32 = 4;
 
 pub(crate) struct RunQueue<T> {
     head: AtomicU32,

@@ -460,35 +460,51 @@ impl Sched {
         }
     }
 
-    /// Cancels every live goroutine: parked ones are readied and unwind
-    /// from their park, runnable ones unwind where they resume, running
-    /// ones at their next scheduling point. Then waits for all to finish.
+    /// Cancels every live goroutine and waits for all to finish.
     pub(crate) fn cancel_all(&self) {
+        self.begin_cancel();
+        self.end_cancel();
+    }
+
+    /// Marks every live goroutine but the caller as cancelled: parked ones
+    /// are readied and unwind from their park, runnable ones unwind where
+    /// they resume (or are dropped unrun), running ones unwind at their next
+    /// scheduling point. Goroutines spawned from now on start cancelled.
+    pub(crate) fn begin_cancel(&self) {
         self.cancelling.store(true, Ordering::SeqCst);
+        let me = g::current();
         let gs: Vec<GRef> = self.allgs.lock().clone();
         for g in gs {
-            let (gen, status) = unpack(g.state.load(Ordering::SeqCst));
+            if Some(g) == me {
+                continue;
+            }
+            let (_, status) = unpack(g.state.load(Ordering::SeqCst));
             if !matches!(status, g::RUNNABLE | g::RUNNING | WAITING) {
                 continue;
             }
             g.cancel.store(true, Ordering::SeqCst);
-            let (gen2, status2) = unpack(g.state.load(Ordering::SeqCst));
-            if status2 == WAITING
-                && (gen2, status2) == (gen2, WAITING)
+            // Dekker with `execute`'s park path: it stores WAITING and then
+            // loads `cancel`; we store `cancel` and then load the state.
+            let (gen, status) = unpack(g.state.load(Ordering::SeqCst));
+            if status == WAITING
                 && g.state
                     .compare_exchange(
-                        pack(gen2, WAITING),
-                        pack(gen2, RUNNABLE),
+                        pack(gen, WAITING),
+                        pack(gen, RUNNABLE),
                         Ordering::SeqCst,
                         Ordering::Relaxed,
                     )
                     .is_ok()
             {
-                let _ = gen;
                 self.global_put(g);
                 self.wakep_force();
             }
         }
+    }
+
+    /// Waits until every goroutine has finished, then ends the
+    /// cancellation started by `begin_cancel`.
+    pub(crate) fn end_cancel(&self) {
         self.wait_idle();
         self.cancelling.store(false, Ordering::SeqCst);
     }
