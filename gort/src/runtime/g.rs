@@ -147,6 +147,8 @@ pub(crate) struct G {
     pub(crate) info: UnsafeCell<StackInfo>,
     pub(crate) name: Lock<Option<Box<str>>>,
     pub(crate) location: Cell<&'static Location<'static>>,
+    /// Exits since the stack was last checked for deep pages.
+    pub(crate) exits: Cell<u8>,
 }
 
 // SAFETY: a G is shared between threads only through the scheduler, which
@@ -208,6 +210,7 @@ impl GRef {
             }),
             name: Lock::new(None),
             location: Cell::new(Location::caller()),
+            exits: Cell::new(0),
         });
         GRef(NonNull::from(Box::leak(g)))
     }

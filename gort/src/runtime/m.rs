@@ -30,6 +30,10 @@ const NO_P: usize = usize::MAX;
 /// (Go relies on sysmon's 10 ms time slice for this; a count costs no clock).
 const MAX_STREAK: u32 = 64;
 
+/// A goroutine struct's stack is checked for deep pages every this many
+/// exits (see `stack::Stack::trim`).
+const TRIM_EVERY: u8 = 8;
+
 /// The part of an M other threads see.
 pub(crate) struct MShared {
     pub(crate) id: usize,
@@ -344,7 +348,7 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
     }
     loop {
         let (gen, _) = unpack(g.state.load(Ordering::Acquire));
-        g.state.store(pack(gen, RUNNING), Ordering::SeqCst);
+        g.state.store(pack(gen, RUNNING), Ordering::Release);
         // SAFETY: the G came off a run queue, so this M owns it now.
         let coroutine = unsafe { g.ctx_mut() }
             .as_mut()
@@ -367,7 +371,7 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                 return;
             }
             CoroutineResult::Yield(Switch::Yield) => {
-                g.state.store(pack(gen, RUNNABLE), Ordering::SeqCst);
+                g.state.store(pack(gen, RUNNABLE), Ordering::Release);
                 if let Some(batch) = p.runq.put(g.as_ptr(), false) {
                     sched.global_put_batch(batch);
                 }
@@ -409,11 +413,15 @@ fn goexit(ctx: &MCtx, g: GRef) {
     // SAFETY: the goroutine finished on this M, which owns it.
     let coroutine = unsafe { g.ctx_mut() }.take().expect("context present");
     let stack = coroutine.into_stack();
-    stack.trim();
+    let exits = g.exits.get().wrapping_add(1);
+    g.exits.set(exits);
+    if exits % TRIM_EVERY == 0 {
+        stack.trim();
+    }
     // SAFETY: as above.
     unsafe { *g.stack_mut() = Some(stack) };
     let (gen, _) = unpack(g.state.load(Ordering::Acquire));
-    g.state.store(pack(gen + 1, DEAD), Ordering::SeqCst);
+    g.state.store(pack(gen + 1, DEAD), Ordering::Release);
     let p = (ctx.p.get() != NO_P).then(|| sched.p(ctx.p.get()));
     sched.put_g(g, p);
     sched.goroutine_exited();

@@ -42,6 +42,9 @@ pub(crate) struct Local {
     /// Finished goroutines with default-size stacks.
     pub(crate) gfree: Vec<GRef>,
     pub(crate) rng: u64,
+    /// Goroutine ids reserved from the global counter: `next..end`.
+    pub(crate) goid_next: u64,
+    pub(crate) goid_end: u64,
 }
 
 // SAFETY: `local` is only accessed by the M that holds the P (P ownership

@@ -325,20 +325,19 @@ impl Sched {
         // SAFETY: `g` was just taken from a free list or allocated: no one
         // else owns it until it is queued below.
         let stack = unsafe { g.stack_mut().take() }.expect("get_g returns a G with a stack");
-        let id = NEXT_GOID.fetch_add(1, Ordering::Relaxed);
+        let id = next_goid(here);
         g.id.store(id, Ordering::Relaxed);
         g.preempt.store(false, Ordering::Relaxed);
         g.cancel.store(false, Ordering::Relaxed);
         g.location.set(opts.location);
-        let name: Option<&'static str> = {
+        let name: Option<&'static str> = opts.name.map(|name| {
             let mut slot = g.name.lock();
-            *slot = opts.name.map(String::into_boxed_str);
-            // SAFETY: the name lives in the immortal G until the G is
-            // respawned; the overflow handler reads it only while this
-            // goroutine runs.
-            slot.as_deref()
-                .map(|s| unsafe { std::mem::transmute::<&str, &'static str>(s) })
-        };
+            let name: &str = slot.insert(name.into_boxed_str());
+            // SAFETY: the name lives in the immortal G until `put_g` clears
+            // it after the goroutine finished; the overflow handler reads it
+            // only while this goroutine runs.
+            unsafe { std::mem::transmute::<&str, &'static str>(name) }
+        });
         let (guard_lo, guard_hi) = stack.guard_range();
         // SAFETY: we own `g` (see above).
         unsafe {
@@ -433,7 +432,10 @@ impl Sched {
             }
             _ => self.gfree.lock().push(g),
         }
-        *g.name.lock() = None;
+        // SAFETY: as above.
+        if unsafe { (*g.info.get()).name.is_some() } {
+            *g.name.lock() = None;
+        }
     }
 
     /// A goroutine finished: count it out and wake `wait_idle`rs at zero.
@@ -616,6 +618,23 @@ pub(crate) struct SpawnOpts {
     pub(crate) name: Option<String>,
     pub(crate) stack_size: Option<usize>,
     pub(crate) location: &'static Location<'static>,
+}
+
+/// Go's per-P goid cache: take ids from the global counter in batches of
+/// 16, so spawning on many Ps does not contend on one cache line.
+fn next_goid(here: Option<&P>) -> u64 {
+    const BATCH: u64 = 16;
+    let Some(p) = here else {
+        return NEXT_GOID.fetch_add(1, Ordering::Relaxed);
+    };
+    // SAFETY: `here` is the P this thread holds.
+    let local = unsafe { p.local() };
+    if local.goid_next == local.goid_end {
+        local.goid_next = NEXT_GOID.fetch_add(BATCH, Ordering::Relaxed);
+        local.goid_end = local.goid_next + BATCH;
+    }
+    local.goid_next += 1;
+    local.goid_next - 1
 }
 
 /// Makes a parked goroutine runnable (Go's `goready`): queued in the
