@@ -54,13 +54,19 @@ fn a_panic_comes_back_through_join_and_the_runtime_survives() {
     let r = rt(2);
     let (msg, after) = r.run(|| {
         let n = std::hint::black_box(7);
-        let err = gort::go(move || -> u32 { panic!("boom {n}") }).join().unwrap_err();
+        let err = gort::go(move || -> u32 { panic!("boom {n}") })
+            .join()
+            .unwrap_err();
         let msg = err.downcast_ref::<String>().cloned().unwrap();
         (msg, gort::go(|| 5).join().unwrap())
     });
     assert_eq!(msg, "boom 7");
     assert_eq!(after, 5);
-    assert_eq!(r.run(|| 11), 11, "runtime usable after a goroutine panicked");
+    assert_eq!(
+        r.run(|| 11),
+        11,
+        "runtime usable after a goroutine panicked"
+    );
 }
 
 #[test]
@@ -86,13 +92,15 @@ fn goroutines_can_be_spawned_and_joined_from_plain_threads() {
         })
         .collect();
     let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    let expect: usize = (0..4).map(|t| (0..100).map(|i| t * 1000 + i).sum::<usize>()).sum();
+    let expect: usize = (0..4)
+        .map(|t| (0..100).map(|i| t * 1000 + i).sum::<usize>())
+        .sum();
     assert_eq!(total, expect);
 }
 
 #[test]
 fn go_outside_any_runtime_uses_the_default_runtime() {
-    let h = gort::go(|| gort::procs());
+    let h = gort::go(gort::procs);
     assert!(h.join().unwrap() >= 1);
     let id = gort::go(|| ()).id();
     assert!(id.as_u64() > 0);
@@ -134,8 +142,14 @@ fn builder_names_sizes_and_rejects_bad_stack_sizes() {
                 recurse(1000)
             })
             .unwrap();
-        assert_eq!(h.join().unwrap(), (1..=1000u64).map(|n| n % 256).sum::<u64>());
-        let err = gort::Builder::new().stack_size(100).spawn(|| ()).unwrap_err();
+        assert_eq!(
+            h.join().unwrap(),
+            (1..=1000u64).map(|n| n % 256).sum::<u64>()
+        );
+        let err = gort::Builder::new()
+            .stack_size(100)
+            .spawn(|| ())
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("stack_size"), "{err}");
     });
@@ -149,7 +163,11 @@ fn runtime_builder_rejects_invalid_settings_with_named_errors() {
     let err = RtBuilder::new().stack_size(1).build().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("stack_size"), "{err}");
-    let r = RtBuilder::new().procs(3).stack_size(20_000).build().unwrap();
+    let r = RtBuilder::new()
+        .procs(3)
+        .stack_size(20_000)
+        .build()
+        .unwrap();
     assert_eq!(r.procs(), 3);
 }
 
@@ -208,7 +226,11 @@ fn an_unjoined_scoped_panic_makes_scope_panic_after_joining_all() {
         }))
         .unwrap_err()
     });
-    assert_eq!(finished.load(Ordering::SeqCst), 10, "all joined before the panic");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        10,
+        "all joined before the panic"
+    );
     assert_eq!(
         *err.downcast_ref::<&str>().unwrap(),
         "a scoped goroutine panicked"
@@ -298,7 +320,10 @@ fn work_spreads_to_idle_processors() {
         }
         wg.wait();
     });
-    assert!(threads.lock().unwrap().len() >= 2, "goroutines ran on one thread only");
+    assert!(
+        threads.lock().unwrap().len() >= 2,
+        "goroutines ran on one thread only"
+    );
 }
 
 #[test]

@@ -82,27 +82,6 @@ pub enum WaitReason {
     Lock,
 }
 
-impl WaitReason {
-    pub(crate) fn from_u8(v: u8) -> WaitReason {
-        use WaitReason::*;
-        [
-            None,
-            Join,
-            WaitGroup,
-            Sleep,
-            Shutdown,
-            Scope,
-            ChanReceive,
-            ChanSend,
-            Select,
-            Lock,
-        ]
-        .get(v as usize)
-        .copied()
-        .unwrap_or(None)
-    }
-}
-
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -213,10 +192,6 @@ impl GRef {
             exits: Cell::new(0),
         });
         GRef(NonNull::from(Box::leak(g)))
-    }
-
-    pub(crate) fn status(self) -> u8 {
-        unpack(self.state.load(Ordering::Acquire)).1
     }
 
     pub(crate) fn sched(self) -> &'static Sched {

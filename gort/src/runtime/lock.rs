@@ -82,11 +82,6 @@ impl<T> Lock<T> {
             futex::wait(&self.state, CONTENDED, None);
         }
     }
-
-    /// Access without locking through exclusive ownership.
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        self.data.get_mut()
-    }
 }
 
 impl<T> Drop for LockGuard<'_, T> {

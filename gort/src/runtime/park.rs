@@ -95,7 +95,8 @@ fn park_goroutine<F: FnOnce(Waiter) -> bool>(g: GRef, reason: WaitReason, after:
     }));
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     suspend(g, Switch::Park);
-    g.wait_reason.store(WaitReason::None as u8, Ordering::Relaxed);
+    g.wait_reason
+        .store(WaitReason::None as u8, Ordering::Relaxed);
 }
 
 /// Switches the goroutine out; returns when it is resumed.
@@ -163,7 +164,12 @@ impl ThreadParker {
                         // Time is up: retract the park so a late wake is stale.
                         return self
                             .state
-                            .compare_exchange(s, s.wrapping_add(2), Ordering::AcqRel, Ordering::Acquire)
+                            .compare_exchange(
+                                s,
+                                s.wrapping_add(2),
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
                             .is_err();
                     }
                 },

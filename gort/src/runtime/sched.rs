@@ -204,7 +204,7 @@ impl Sched {
     /// Starts one spinning M if there is an idle P and no M spinning
     /// (Go's `wakep`).
     #[inline]
-    pub(crate) fn wakep(self: &'_ Self) {
+    pub(crate) fn wakep(&self) {
         fence(Ordering::SeqCst);
         if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
             return;

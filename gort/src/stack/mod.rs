@@ -234,7 +234,8 @@ const GUARD_MADVISE: u8 = 1;
 const GUARD_MPROTECT: u8 = 2;
 static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
 
-/// How guard pages are installed on this kernel (for tests and stats).
+/// How guard pages are installed on this kernel.
+#[cfg(test)]
 pub(crate) fn guard_mode() -> &'static str {
     match GUARD_MODE.load(Ordering::Relaxed) {
         GUARD_MADVISE => "madvise(MADV_GUARD_INSTALL)",
