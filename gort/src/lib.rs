@@ -28,6 +28,8 @@
 //! the scheduler, park/ready, timers), and the public modules built on
 //! park/ready only: [`sync`], [`time`].
 
+#![warn(missing_docs)]
+
 #[cfg(not(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -137,9 +139,7 @@ mod api {
     /// gort::run(|| assert!(gort::num_goroutines() >= 1));
     /// ```
     pub fn num_goroutines() -> usize {
-        runtime::current_sched()
-            .ngoroutines
-            .load(std::sync::atomic::Ordering::Acquire)
+        runtime::current_sched().goroutines()
     }
 }
 

@@ -665,3 +665,38 @@ fn gomaxprocs_environment_variable_sets_default_procs() {
 fn cores() -> usize {
     std::thread::available_parallelism().unwrap().get()
 }
+
+#[test]
+fn a_destructor_that_waits_while_its_goroutine_unwinds_stays_on_its_thread() {
+    // DESIGN.md rule 3: while a goroutine unwinds a panic, a park inside a
+    // destructor blocks the thread instead of migrating the goroutine (std's
+    // per-thread panic count must stay with it).
+    struct WaitOnDrop(
+        WaitGroup,
+        Arc<Mutex<Option<(std::thread::ThreadId, std::thread::ThreadId)>>>,
+    );
+    impl Drop for WaitOnDrop {
+        fn drop(&mut self) {
+            let before = std::thread::current().id();
+            self.0.wait();
+            *self.1.lock().unwrap() = Some((before, std::thread::current().id()));
+        }
+    }
+    let seen = Arc::new(Mutex::new(None));
+    let s2 = seen.clone();
+    let err = rt(2).run(move || {
+        let wg = WaitGroup::new();
+        wg.add(1);
+        let w2 = wg.clone();
+        let h = gort::go(move || {
+            let _d = WaitOnDrop(w2, s2);
+            panic!("unwinding");
+        });
+        gort::time::sleep(Duration::from_millis(5));
+        wg.done();
+        h.join().unwrap_err()
+    });
+    assert_eq!(*err.downcast_ref::<&str>().unwrap(), "unwinding");
+    let (before, after) = seen.lock().unwrap().expect("destructor ran");
+    assert_eq!(before, after);
+}

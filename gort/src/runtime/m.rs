@@ -17,6 +17,7 @@ use std::time::Duration;
 use corosensei::CoroutineResult;
 
 use super::g::{self, pack, unpack, GRef, Switch, DEAD, RUNNABLE, RUNNING, WAITING};
+use super::membarrier;
 use super::note::Note;
 use super::p::P;
 use super::park::Waiter;
@@ -380,7 +381,7 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
             CoroutineResult::Yield(Switch::Park) => {
                 let after = g.after.take().expect("park sets its after step");
                 let gen = gen + 1;
-                g.state.store(pack(gen, WAITING), Ordering::SeqCst);
+                g.state.store(pack(gen, WAITING), Ordering::Release);
                 // SAFETY: `after.data` points at the closure in the parked
                 // goroutine's `park` frame, which stays untouched until the
                 // goroutine is readied, and is consumed exactly once here.
@@ -388,8 +389,10 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                 if !parked {
                     continue;
                 }
-                // A cancel that raced with this park: ready it ourselves.
-                if g.cancel.load(Ordering::SeqCst)
+                // A cancel that raced with this park: ready it ourselves
+                // (Dekker with `begin_cancel`, see membarrier.rs).
+                membarrier::light();
+                if g.cancel.load(Ordering::Relaxed)
                     && g.state
                         .compare_exchange(
                             pack(gen, WAITING),
@@ -422,7 +425,7 @@ fn goexit(ctx: &MCtx, g: GRef) {
     unsafe { *g.stack_mut() = Some(stack) };
     let (gen, _) = unpack(g.state.load(Ordering::Acquire));
     g.state.store(pack(gen + 1, DEAD), Ordering::Release);
-    let p = (ctx.p.get() != NO_P).then(|| sched.p(ctx.p.get()));
-    sched.put_g(g, p);
-    sched.goroutine_exited();
+    let p = sched.p(ctx.p.get());
+    sched.put_g(g, Some(p));
+    sched.goroutine_exited(p);
 }

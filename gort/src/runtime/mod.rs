@@ -12,6 +12,7 @@ pub(crate) mod futex;
 pub(crate) mod g;
 pub(crate) mod lock;
 pub(crate) mod m;
+pub(crate) mod membarrier;
 pub(crate) mod note;
 pub(crate) mod p;
 pub(crate) mod park;
@@ -68,22 +69,24 @@ impl Builder {
     /// Errors with [`io::ErrorKind::InvalidInput`] naming the setting when
     /// `procs` or `stack_size` is out of range.
     pub fn build(self) -> io::Result<Runtime> {
-        let procs =
-            match self.procs {
-                Some(n) if (1..=MAX_PROCS).contains(&n) => n,
-                Some(n) => return Err(io::Error::new(
+        let procs = match self.procs {
+            Some(n) if (1..=MAX_PROCS).contains(&n) => n,
+            Some(n) => {
+                return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
                         "gort: procs = {n} is out of range: it must be between 1 and {MAX_PROCS}"
                     ),
-                )),
-                None => default_procs(),
-            };
+                ))
+            }
+            None => default_procs(),
+        };
         let stack_size = stack::validate_size(
             self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE),
             "stack_size",
         )?;
         stack::overflow::install();
+        membarrier::init();
         Ok(Runtime {
             sched: Sched::new(procs, stack_size),
         })

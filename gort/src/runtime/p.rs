@@ -7,7 +7,7 @@
 //! steady state takes a G and a stack without a lock or a syscall.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 
 use super::g::GRef;
 use super::runq::RunQueue;
@@ -22,12 +22,18 @@ pub(crate) const P_RETIRED: u8 = 2;
 
 /// Finished goroutines kept per P before half move to the runtime's list.
 pub(crate) const GFREE_MAX: usize = 64;
+/// Finished goroutines taken from the runtime's list at once.
+pub(crate) const GFREE_REFILL: usize = 32;
 
 pub(crate) struct P {
     pub(crate) id: usize,
     pub(crate) runq: RunQueue<super::g::G>,
     pub(crate) timers: Timers,
     pub(crate) status: AtomicU8,
+    /// Goroutines spawned minus goroutines exited on this P (may be
+    /// negative: a goroutine may exit on another P). Written only by the
+    /// holder, read by anyone summing the runtime's count.
+    pub(crate) goroutines: AtomicI64,
     local: UnsafeCell<Local>,
 }
 
@@ -59,6 +65,7 @@ impl P {
             runq: RunQueue::new(),
             timers: Timers::default(),
             status: AtomicU8::new(P_IDLE),
+            goroutines: AtomicI64::new(0),
             local: UnsafeCell::new(Local {
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
                 ..Local::default()
@@ -73,6 +80,13 @@ impl P {
     pub(crate) unsafe fn local(&self) -> &mut Local {
         // SAFETY: guaranteed by the caller.
         unsafe { &mut *self.local.get() }
+    }
+
+    /// Adds `d` to this P's goroutine count (holder only: no RMW needed).
+    #[inline]
+    pub(crate) fn count_goroutines(&self, d: i64) {
+        let v = self.goroutines.load(Ordering::Relaxed);
+        self.goroutines.store(v + d, Ordering::Relaxed);
     }
 
     pub(crate) fn status(&self) -> u8 {

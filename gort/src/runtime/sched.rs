@@ -15,13 +15,14 @@
 use std::collections::VecDeque;
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use super::g::{self, pack, unpack, GRef, RUNNABLE, WAITING};
 use super::lock::Lock;
 use super::m::{self, MShared};
+use super::membarrier;
 use super::p::{P, P_IDLE, P_RETIRED, P_RUNNING};
 use super::park::{self, Waiter};
 use super::timers::Hint;
@@ -46,7 +47,11 @@ pub(crate) struct Sched {
     pub(crate) nmspinning: AtomicUsize,
     pub(crate) inner: Lock<Inner>,
     global_len: AtomicUsize,
-    pub(crate) ngoroutines: AtomicUsize,
+    /// Goroutines counted outside any P (spawned from plain threads).
+    /// The live count is this plus every P's `goroutines`.
+    ngoroutines_global: AtomicI64,
+    /// How many callers wait for the count to reach zero.
+    idle_waiting: AtomicUsize,
     exit_waiters: Lock<Vec<Waiter>>,
     /// Every G this runtime owns (live, or cached for reuse).
     allgs: Lock<Vec<GRef>>,
@@ -90,7 +95,8 @@ impl Sched {
                 timer_sleeper: None,
             }),
             global_len: AtomicUsize::new(0),
-            ngoroutines: AtomicUsize::new(0),
+            ngoroutines_global: AtomicI64::new(0),
+            idle_waiting: AtomicUsize::new(0),
             exit_waiters: Lock::new(Vec::new()),
             allgs: Lock::new(Vec::new()),
             gfree: Lock::new(Vec::new()),
@@ -352,22 +358,36 @@ impl Sched {
         g.sched
             .store(self as *const Sched as *mut Sched, Ordering::Release);
         let ctx = g::Context::with_stack(stack, move |y: &g::GYielder, ()| {
+            /// The public layer catches every panic; one escaping `f` would
+            /// be a gort bug, and unwinding into the scheduler worse.
+            struct AbortOnUnwind(u64);
+            impl Drop for AbortOnUnwind {
+                fn drop(&mut self) {
+                    eprintln!("gort: fatal: a panic escaped goroutine {}", self.0);
+                    std::process::abort();
+                }
+            }
+            let guard = AbortOnUnwind(id);
             let g = g::current().expect("a goroutine runs with CURRENT set");
             g.yielder.set(y as *const g::GYielder);
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-                // The public layer catches every panic; reaching this is a
-                // bug in gort, and unwinding into the scheduler would be worse.
-                eprintln!("gort: fatal: a panic escaped goroutine {id}");
-                std::process::abort();
-            }
+            f();
+            std::mem::forget(guard);
         });
         // SAFETY: we own `g`.
         unsafe { *g.ctx_mut() = Some(ctx) };
-        self.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        match here {
+            Some(p) => p.count_goroutines(1),
+            None => {
+                self.ngoroutines_global.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
-        g.state.store(pack(gen, RUNNABLE), Ordering::SeqCst);
-        if self.cancelling.load(Ordering::SeqCst) {
-            g.cancel.store(true, Ordering::SeqCst);
+        g.state.store(pack(gen, RUNNABLE), Ordering::Release);
+        // Dekker with `begin_cancel` (see membarrier.rs): either it sees
+        // this G runnable, or we see it cancelling.
+        membarrier::light();
+        if self.cancelling.load(Ordering::Relaxed) {
+            g.cancel.store(true, Ordering::Relaxed);
         }
         match here {
             Some(p) => {
@@ -381,18 +401,28 @@ impl Sched {
         Ok(g)
     }
 
-    /// A G with a stack of `size` bytes: from the P's cache, the runtime's
-    /// list, the process-wide shells, or new.
+    /// A G with a stack of `size` bytes: from the P's cache (refilled from
+    /// the runtime's list in batches, as Go's `gfget`), the process-wide
+    /// shells, or new.
     fn get_g(&self, size: usize, here: Option<&P>) -> io::Result<GRef> {
-        let cached = if size == self.stack_size {
-            // SAFETY: `current_p` returned our own P, held by this thread.
-            here.and_then(|p| unsafe { p.local() }.gfree.pop())
-                .or_else(|| self.gfree.lock().pop())
-        } else {
-            None
-        };
-        if let Some(g) = cached {
-            return Ok(g);
+        if size == self.stack_size {
+            let cached = match here {
+                Some(p) => {
+                    // SAFETY: `current_p` returned our own P, held by this thread.
+                    let local = unsafe { p.local() };
+                    if local.gfree.is_empty() {
+                        let mut global = self.gfree.lock();
+                        let n = global.len().min(super::p::GFREE_REFILL);
+                        let at = global.len() - n;
+                        local.gfree.extend(global.drain(at..));
+                    }
+                    local.gfree.pop()
+                }
+                None => self.gfree.lock().pop(),
+            };
+            if let Some(g) = cached {
+                return Ok(g);
+            }
         }
         let shell = SHELLS.lock().pop();
         let g = shell.unwrap_or_else(GRef::alloc);
@@ -438,9 +468,24 @@ impl Sched {
         }
     }
 
-    /// A goroutine finished: count it out and wake `wait_idle`rs at zero.
-    pub(crate) fn goroutine_exited(&self) {
-        if self.ngoroutines.fetch_sub(1, Ordering::SeqCst) == 1 {
+    /// The number of live goroutines.
+    pub(crate) fn goroutines(&self) -> usize {
+        let n: i64 = self.ngoroutines_global.load(Ordering::SeqCst)
+            + self
+                .all_ps()
+                .map(|p| p.goroutines.load(Ordering::SeqCst))
+                .sum::<i64>();
+        n.max(0) as usize
+    }
+
+    /// A goroutine finished on P `p`: count it out, and wake `wait_idle`
+    /// if it is waiting and the count reached zero. Dekker with
+    /// `wait_idle`: we store our count then load `idle_waiting`; it stores
+    /// `idle_waiting` then sums the counts. The last exiter sees the flag.
+    pub(crate) fn goroutine_exited(&self, p: &P) {
+        p.count_goroutines(-1);
+        membarrier::light();
+        if self.idle_waiting.load(Ordering::Relaxed) != 0 && self.goroutines() == 0 {
             let waiters = std::mem::take(&mut *self.exit_waiters.lock());
             for w in waiters {
                 w.wake();
@@ -450,16 +495,19 @@ impl Sched {
 
     /// Blocks until no goroutine is alive.
     pub(crate) fn wait_idle(&self) {
-        while self.ngoroutines.load(Ordering::SeqCst) != 0 {
+        self.idle_waiting.fetch_add(1, Ordering::SeqCst);
+        membarrier::heavy();
+        while self.goroutines() != 0 {
             park::park(g::WaitReason::Shutdown, |w| {
                 let mut ws = self.exit_waiters.lock();
-                if self.ngoroutines.load(Ordering::SeqCst) == 0 {
+                if self.goroutines() == 0 {
                     return false;
                 }
                 ws.push(w);
                 true
             });
         }
+        self.idle_waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Cancels every live goroutine and waits for all to finish.
@@ -473,27 +521,30 @@ impl Sched {
     /// they resume (or are dropped unrun), running ones unwind at their next
     /// scheduling point. Goroutines spawned from now on start cancelled.
     pub(crate) fn begin_cancel(&self) {
-        self.cancelling.store(true, Ordering::SeqCst);
+        self.cancelling.store(true, Ordering::Relaxed);
+        membarrier::heavy();
         let me = g::current();
         let gs: Vec<GRef> = self.allgs.lock().clone();
+        for &g in &gs {
+            let (_, status) = unpack(g.state.load(Ordering::Acquire));
+            if Some(g) != me && matches!(status, g::RUNNABLE | g::RUNNING | WAITING) {
+                g.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+        // Dekker with `execute`'s park path: it stores WAITING and then
+        // loads `cancel`; we stored `cancel` and now load the states.
+        membarrier::heavy();
         for g in gs {
-            if Some(g) == me {
+            if !g.cancel.load(Ordering::Relaxed) {
                 continue;
             }
-            let (_, status) = unpack(g.state.load(Ordering::SeqCst));
-            if !matches!(status, g::RUNNABLE | g::RUNNING | WAITING) {
-                continue;
-            }
-            g.cancel.store(true, Ordering::SeqCst);
-            // Dekker with `execute`'s park path: it stores WAITING and then
-            // loads `cancel`; we store `cancel` and then load the state.
-            let (gen, status) = unpack(g.state.load(Ordering::SeqCst));
+            let (gen, status) = unpack(g.state.load(Ordering::Acquire));
             if status == WAITING
                 && g.state
                     .compare_exchange(
                         pack(gen, WAITING),
                         pack(gen, RUNNABLE),
-                        Ordering::SeqCst,
+                        Ordering::AcqRel,
                         Ordering::Relaxed,
                     )
                     .is_ok()

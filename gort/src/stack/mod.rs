@@ -246,6 +246,9 @@ pub(crate) fn guard_mode() -> &'static str {
 
 fn install_guard(addr: usize) -> io::Result<()> {
     let page = page_size();
+    if GUARD_MODE.load(Ordering::Relaxed) == GUARD_UNKNOWN && force_mprotect() {
+        GUARD_MODE.store(GUARD_MPROTECT, Ordering::Relaxed);
+    }
     if GUARD_MODE.load(Ordering::Relaxed) != GUARD_MPROTECT {
         // SAFETY: `addr` is the first page of a stack slot inside a live
         // reservation we own; installing a guard there only makes that page
@@ -262,6 +265,12 @@ fn install_guard(addr: usize) -> io::Result<()> {
         GUARD_MODE.store(GUARD_MPROTECT, Ordering::Relaxed);
     }
     mprotect_guard(addr, page)
+}
+
+/// `GORT_STACK_GUARD=mprotect` forces the pre-6.13 fallback (for tests,
+/// and for kernels where guard regions misbehave).
+fn force_mprotect() -> bool {
+    std::env::var("GORT_STACK_GUARD").is_ok_and(|v| v == "mprotect")
 }
 
 fn mprotect_guard(addr: usize, page: usize) -> io::Result<()> {
