@@ -602,16 +602,17 @@ impl Sched {
             // SAFETY: every M has exited, so no one holds any P.
             unsafe { p.local() }.gfree.clear();
         }
-        let mut shells = SHELLS.lock();
-        for g in gs {
+        let mut stacks = Vec::with_capacity(gs.len());
+        for &g in &gs {
             // SAFETY: every goroutine has finished and every M has exited.
             if let Some(s) = unsafe { g.stack_mut() }.take() {
-                stack::free(s);
+                stacks.push(s);
             }
             let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
             g.state.store(pack(gen + 1, g::IDLE), Ordering::SeqCst);
-            shells.push(g);
         }
+        stack::free_many(stacks);
+        SHELLS.lock().extend(gs);
     }
 
     /// Go's GOMAXPROCS(n): returns the old value; 0 only queries.

@@ -148,9 +148,15 @@ unsafe impl corosensei::stack::Stack for Stack {
 struct SizeClass {
     size: usize,
     free: Vec<Stack>,
+    /// Next stack slot to carve from the current chunk.
     next: usize,
+    /// Slots below this address already have their guard page.
+    guarded: usize,
     end: usize,
 }
+
+/// Guards installed per `process_madvise` call (the kernel's UIO_MAXIOV).
+const GUARD_BATCH: usize = 1024;
 
 static POOL: Lock<Vec<SizeClass>> = Lock::new(Vec::new());
 
@@ -165,6 +171,7 @@ pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
                 size,
                 free: Vec::new(),
                 next: 0,
+                guarded: 0,
                 end: 0,
             });
             pool.len() - 1
@@ -179,23 +186,44 @@ pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
         let bytes = CHUNK_BYTES.max(stride * 4) / stride * stride;
         let base = reserve(bytes)?;
         class.next = base;
+        class.guarded = base;
         class.end = base + bytes;
+    }
+    if class.next >= class.guarded {
+        let slots = ((class.end - class.next) / stride).min(GUARD_BATCH);
+        class.guarded = class.next + stride * install_guards(class.next, stride, slots)?;
     }
     let stack = Stack {
         guard: class.next,
         size,
     };
-    install_guard(stack.guard)?;
     class.next += stride;
     Ok(stack)
 }
 
 /// Returns a stack to the process-wide pool, giving back all its pages.
 pub(crate) fn free(stack: Stack) {
-    stack.release_all();
+    free_many(vec![stack]);
+}
+
+/// Returns many stacks at once (a runtime shutting down): their pages go
+/// back in batches of 1024 ranges per `process_madvise` call.
+pub(crate) fn free_many(stacks: Vec<Stack>) {
+    let page = page_size();
+    let ranges: Vec<(usize, usize)> = stacks.iter().map(|s| (s.guard + page, s.size)).collect();
+    let released = ranges.len() > 1
+        && GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE
+        && process_madvise(&ranges, libc::MADV_DONTNEED) == Some(ranges.iter().map(|r| r.1).sum());
+    if !released {
+        for s in &stacks {
+            s.release_all();
+        }
+    }
     let mut pool = POOL.lock();
-    if let Some(class) = pool.iter_mut().find(|c| c.size == stack.size) {
-        class.free.push(stack);
+    for stack in stacks {
+        if let Some(class) = pool.iter_mut().find(|c| c.size == stack.size) {
+            class.free.push(stack);
+        }
     }
 }
 
@@ -242,6 +270,98 @@ pub(crate) fn guard_mode() -> &'static str {
         GUARD_MPROTECT => "mprotect(PROT_NONE)",
         _ => "not yet decided",
     }
+}
+
+/// Installs guard pages at `first`, `first + stride`, ... for up to
+/// `slots` stack slots; returns how many slots got one (at least 1). With
+/// guard regions, a whole batch costs one `process_madvise` call (one TLB
+/// flush); the `mprotect` fallback guards one slot at a time, so that the
+/// mapping limit is hit by the spawn that needs it.
+fn install_guards(first: usize, stride: usize, slots: usize) -> io::Result<usize> {
+    if slots > 1 && GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE {
+        if let Some(n) = process_madvise_guards(first, stride, slots) {
+            return Ok(n);
+        }
+    }
+    install_guard(first)?;
+    Ok(1)
+}
+
+/// One `process_madvise(MADV_GUARD_INSTALL)` over many slots; `None` if the
+/// kernel does not offer it (then guards go one `madvise` at a time). Also
+/// pre-faults each slot's top page (`MADV_POPULATE_WRITE`): every goroutine
+/// touches it at once, and one call for a batch is far cheaper than a trap
+/// per page.
+fn process_madvise_guards(first: usize, stride: usize, slots: usize) -> Option<usize> {
+    let page = page_size();
+    let guards: Vec<(usize, usize)> = (0..slots).map(|i| (first + i * stride, page)).collect();
+    let done = process_madvise(&guards, MADV_GUARD_INSTALL)? / page;
+    let tops: Vec<(usize, usize)> = (0..done)
+        .map(|i| (first + (i + 1) * stride - page, page))
+        .collect();
+    let _ = process_madvise(&tops, MADV_POPULATE_WRITE);
+    Some(done.max(1))
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// `process_madvise` on our own process over `(addr, len)` ranges inside
+/// our stack reservations; returns the bytes advised, `None` if the kernel
+/// refused (it then is not tried again for that advice).
+fn process_madvise(ranges: &[(usize, usize)], advice: libc::c_int) -> Option<usize> {
+    use std::sync::atomic::AtomicU32;
+    static UNSUPPORTED: AtomicU32 = AtomicU32::new(0);
+    let bit = 1u32 << (advice as u32 % 32);
+    if UNSUPPORTED.load(Ordering::Relaxed) & bit != 0 || ranges.is_empty() {
+        return None;
+    }
+    let pidfd = self_pidfd()?;
+    let mut total = 0;
+    for batch in ranges.chunks(GUARD_BATCH) {
+        let iov: Vec<libc::iovec> = batch
+            .iter()
+            .map(|&(addr, len)| libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: every range lies inside a stack reservation we own and
+        // that no goroutine is using; the kernel only reads the array.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                pidfd,
+                iov.as_ptr(),
+                iov.len(),
+                advice,
+                0,
+            )
+        };
+        if rc <= 0 {
+            UNSUPPORTED.fetch_or(bit, Ordering::Relaxed);
+            return (total > 0).then_some(total);
+        }
+        total += rc as usize;
+    }
+    Some(total)
+}
+
+/// A pidfd for this process (re-opened after a fork).
+fn self_pidfd() -> Option<libc::c_int> {
+    static CACHE: Lock<(libc::pid_t, libc::c_int)> = Lock::new((0, -1));
+    let mut cache = CACHE.lock();
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if cache.0 != pid {
+        // SAFETY: pidfd_open takes a pid and flags; the result is checked.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+        if fd < 0 {
+            return None;
+        }
+        *cache = (pid, fd);
+    }
+    Some(cache.1)
 }
 
 fn install_guard(addr: usize) -> io::Result<()> {
