@@ -254,7 +254,23 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let opts = self.opts(location)?;
+        self.spawn_in_group(sched, location, None, f)
+    }
+
+    /// Spawns into `group` (`None`: the spawner's group, or detached).
+    pub(crate) fn spawn_in_group<F, T>(
+        self,
+        sched: &Sched,
+        location: &'static Location<'static>,
+        group: Option<u32>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut opts = self.opts(location)?;
+        opts.group = group;
         let packet = Packet::new(None);
         let g = sched.spawn(body(f, packet.clone()), opts)?;
         Ok(JoinHandle {
@@ -295,6 +311,7 @@ impl Builder {
             name: self.name,
             stack_size,
             location,
+            group: None,
         })
     }
 }

@@ -700,3 +700,84 @@ fn a_destructor_that_waits_while_its_goroutine_unwinds_stays_on_its_thread() {
     let (before, after) = seen.lock().unwrap().expect("destructor ran");
     assert_eq!(before, after);
 }
+
+#[test]
+fn a_run_cancels_only_its_own_goroutines() {
+    // Two overlapping `gort::run`s on the default runtime (as parallel tests
+    // make them) and a goroutine spawned from a plain thread: the first run
+    // ending cancels its own parked goroutine, and nothing of the others.
+    let done = watchdog("overlapping runs");
+    let release_b = WaitGroup::new();
+    release_b.add(1);
+    let b_parked = WaitGroup::new();
+    b_parked.add(1);
+    let (rb, bp) = (release_b.clone(), b_parked.clone());
+    let run_b = std::thread::spawn(move || {
+        gort::run(move || {
+            let child = gort::go({
+                let rb = rb.clone();
+                move || {
+                    rb.wait();
+                    "b's child finished normally"
+                }
+            });
+            bp.done();
+            rb.wait();
+            child.join().unwrap()
+        })
+    });
+    b_parked.wait();
+    let detached_release = WaitGroup::new();
+    detached_release.add(1);
+    let dr = detached_release.clone();
+    let detached = gort::go(move || {
+        dr.wait();
+        "detached finished normally"
+    });
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d2 = dropped.clone();
+    gort::run(move || {
+        let never = WaitGroup::new();
+        never.add(1);
+        let started = WaitGroup::new();
+        started.add(1);
+        let (n, s) = (never.clone(), started.clone());
+        gort::go(move || {
+            let _g = CountOnDrop(d2);
+            s.done();
+            n.wait();
+        });
+        started.wait();
+    });
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "run A's goroutine was cancelled"
+    );
+    release_b.done();
+    assert_eq!(run_b.join().unwrap(), "b's child finished normally");
+    detached_release.done();
+    assert_eq!(detached.join().unwrap(), "detached finished normally");
+    done.store(true, Ordering::Relaxed);
+}
+
+#[test]
+fn dropping_a_runtime_from_its_own_goroutine_is_a_clear_panic() {
+    let r = Arc::new(rt(1));
+    let last = r.clone();
+    let main_dropped = WaitGroup::new();
+    main_dropped.add(1);
+    let md = main_dropped.clone();
+    let h = r.go(move || {
+        md.wait();
+        drop(last); // the last reference: this goroutine would wait for itself
+    });
+    drop(r);
+    main_dropped.done();
+    let err = h.join().unwrap_err();
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(
+        msg.contains("cannot be dropped by one of its own goroutines"),
+        "{msg}"
+    );
+}

@@ -1,8 +1,8 @@
 //! G: a goroutine.
 //!
 //! A G owns its register context (a corosensei coroutine on a gort stack),
-//! an id, an optional name, its spawn location, a wait reason and two flags
-//! (preempt, cancel). Its `state` word packs a status with a *park
+//! an id, an optional name, its spawn location, a wait reason, a preempt
+//! flag and its group (whose cancellation it checks at scheduling points). Its `state` word packs a status with a *park
 //! generation*: every park bumps the generation, and a waiter records the
 //! generation it parked under. `ready` readies a G only with a CAS from
 //! exactly (that generation, WAITING), so a stale waiter (left in a wait
@@ -18,7 +18,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -110,7 +110,8 @@ pub(crate) struct AfterFn {
 pub(crate) struct G {
     pub(crate) state: AtomicU64,
     pub(crate) id: AtomicU64,
-    pub(crate) cancel: AtomicBool,
+    /// The goroutine's group (see `group.rs`), inherited from its spawner.
+    pub(crate) group: AtomicU32,
     pub(crate) preempt: AtomicBool,
     pub(crate) wait_reason: AtomicU8,
     /// The runtime this goroutine belongs to (valid while it is alive).
@@ -172,7 +173,7 @@ impl GRef {
         let g = Box::new(G {
             state: AtomicU64::new(pack(0, IDLE)),
             id: AtomicU64::new(0),
-            cancel: AtomicBool::new(false),
+            group: AtomicU32::new(0),
             preempt: AtomicBool::new(false),
             wait_reason: AtomicU8::new(0),
             sched: AtomicPtr::new(std::ptr::null_mut()),
@@ -192,6 +193,14 @@ impl GRef {
             exits: Cell::new(0),
         });
         GRef(NonNull::from(Box::leak(g)))
+    }
+
+    /// Whether this goroutine's group is being cancelled.
+    #[inline]
+    pub(crate) fn cancelled(self) -> bool {
+        self.sched()
+            .groups
+            .is_cancelled(self.group.load(Ordering::Relaxed))
     }
 
     pub(crate) fn sched(self) -> &'static Sched {

@@ -354,7 +354,7 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
         let coroutine = unsafe { g.ctx_mut() }
             .as_mut()
             .expect("a runnable G has a context");
-        if g.cancel.load(Ordering::Relaxed) && !coroutine.started() {
+        if !coroutine.started() && g.cancelled() {
             // Cancelled before it ever ran: drop its closure (which reports
             // the cancellation to its JoinHandle) without running it.
             coroutine.force_unwind();
@@ -389,10 +389,12 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                 if !parked {
                     continue;
                 }
-                // A cancel that raced with this park: ready it ourselves
-                // (Dekker with `begin_cancel`, see membarrier.rs).
+                // A cancel that raced with this park: ready it ourselves.
+                // Dekker with `begin_cancel` (see membarrier.rs): we stored
+                // WAITING and load the cancelled set; it stores the set
+                // (and runs a heavy barrier) and then loads states.
                 membarrier::light();
-                if g.cancel.load(Ordering::Relaxed)
+                if g.cancelled()
                     && g.state
                         .compare_exchange(
                             pack(gen, WAITING),
@@ -426,6 +428,7 @@ fn goexit(ctx: &MCtx, g: GRef) {
     let (gen, _) = unpack(g.state.load(Ordering::Acquire));
     g.state.store(pack(gen + 1, DEAD), Ordering::Release);
     let p = sched.p(ctx.p.get());
+    let group = g.group.load(Ordering::Relaxed);
     sched.put_g(g, Some(p));
-    sched.goroutine_exited(p);
+    sched.goroutine_exited(p, group);
 }

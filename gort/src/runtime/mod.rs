@@ -10,6 +10,7 @@
 
 pub(crate) mod futex;
 pub(crate) mod g;
+pub(crate) mod group;
 pub(crate) mod lock;
 pub(crate) mod m;
 pub(crate) mod membarrier;
@@ -138,8 +139,10 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Runs `f` as this runtime's main goroutine and blocks until it
-    /// returns. Goroutines still alive then are cancelled (their destructors
-    /// run) before `run` returns `f`'s value; a panic in `f` resumes here.
+    /// returns. Goroutines it started (directly or through others) that are
+    /// still alive then are cancelled (their destructors run) before `run`
+    /// returns `f`'s value; a panic in `f` resumes here. Goroutines of other
+    /// runs, and goroutines spawned from plain threads, are not affected.
     ///
     /// Called from a goroutine of this same runtime, `run` just runs `f` as
     /// a goroutine and joins it (it cannot cancel its own caller).
@@ -157,25 +160,28 @@ impl Runtime {
                 .join()
                 .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
         }
-        /// Cancels the others the moment main finishes (returns or
-        /// panics), before any of them runs again, as Go's exit does.
-        struct CancelOthers(Arc<Sched>);
-        impl Drop for CancelOthers {
+        // The main goroutine starts a new group; its descendants inherit
+        // it. The moment main finishes (returns or panics), before any of
+        // them runs again, the group is cancelled, as Go's exit ends them;
+        // concurrent runs and detached goroutines are untouched.
+        struct CancelGroup(Arc<Sched>, u32);
+        impl Drop for CancelGroup {
             fn drop(&mut self) {
-                self.0.begin_cancel();
+                self.0.begin_cancel(self.1);
             }
         }
-        let guard = CancelOthers(self.sched.clone());
+        let group = self.sched.groups.start();
+        let guard = CancelGroup(self.sched.clone(), group);
         let main = move || {
             let _guard = guard;
             f()
         };
         let handle = crate::Builder::new()
             .name("main")
-            .spawn_on(&self.sched, Location::caller(), main)
+            .spawn_in_group(&self.sched, Location::caller(), Some(group), main)
             .unwrap_or_else(|e| panic!("{e}"));
         let result = handle.join();
-        self.sched.end_cancel();
+        self.sched.end_cancel(group);
         match result {
             Ok(v) => v,
             Err(payload) => std::panic::resume_unwind(payload),
@@ -202,6 +208,9 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if g::current().is_some_and(|g| std::ptr::eq(g.sched(), &*self.sched)) {
+            panic!("gort: a Runtime cannot be dropped by one of its own goroutines");
+        }
         self.sched.shutdown();
     }
 }

@@ -7,7 +7,9 @@
 //! steady state takes a G and a stack without a lock or a syscall.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::group::Counts;
 
 use super::g::GRef;
 use super::runq::RunQueue;
@@ -30,10 +32,9 @@ pub(crate) struct P {
     pub(crate) runq: RunQueue<super::g::G>,
     pub(crate) timers: Timers,
     pub(crate) status: AtomicU8,
-    /// Goroutines spawned minus goroutines exited on this P (may be
-    /// negative: a goroutine may exit on another P). Written only by the
-    /// holder, read by anyone summing the runtime's count.
-    pub(crate) goroutines: AtomicI64,
+    /// Goroutines spawned minus goroutines exited on this P, by group
+    /// (see `group.rs`).
+    pub(crate) counts: Counts,
     local: UnsafeCell<Local>,
 }
 
@@ -65,7 +66,7 @@ impl P {
             runq: RunQueue::new(),
             timers: Timers::default(),
             status: AtomicU8::new(P_IDLE),
-            goroutines: AtomicI64::new(0),
+            counts: Counts::default(),
             local: UnsafeCell::new(Local {
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),
                 ..Local::default()
@@ -80,13 +81,6 @@ impl P {
     pub(crate) unsafe fn local(&self) -> &mut Local {
         // SAFETY: guaranteed by the caller.
         unsafe { &mut *self.local.get() }
-    }
-
-    /// Adds `d` to this P's goroutine count (holder only: no RMW needed).
-    #[inline]
-    pub(crate) fn count_goroutines(&self, d: i64) {
-        let v = self.goroutines.load(Ordering::Relaxed);
-        self.goroutines.store(v + d, Ordering::Relaxed);
     }
 
     pub(crate) fn status(&self) -> u8 {

@@ -114,7 +114,7 @@ pub(crate) fn suspend(g: GRef, why: Switch) {
 /// unwinding: a second panic would abort).
 #[inline]
 fn check_cancel(g: GRef) {
-    if g.cancel.load(Ordering::Relaxed) && !std::thread::panicking() {
+    if g.cancelled() && !std::thread::panicking() {
         std::panic::resume_unwind(Box::new(Cancelled));
     }
 }

@@ -15,16 +15,15 @@
 use std::collections::VecDeque;
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use super::g::{self, pack, unpack, GRef, RUNNABLE, WAITING};
+use super::group::{self, Counts, Groups};
 use super::lock::Lock;
 use super::m::{self, MShared};
-use super::membarrier;
 use super::p::{P, P_IDLE, P_RETIRED, P_RUNNING};
-use super::park::{self, Waiter};
 use super::timers::Hint;
 use crate::stack;
 
@@ -47,19 +46,14 @@ pub(crate) struct Sched {
     pub(crate) nmspinning: AtomicUsize,
     pub(crate) inner: Lock<Inner>,
     global_len: AtomicUsize,
-    /// Goroutines counted outside any P (spawned from plain threads).
-    /// The live count is this plus every P's `goroutines`.
-    ngoroutines_global: AtomicI64,
-    /// How many callers wait for the count to reach zero.
-    idle_waiting: AtomicUsize,
-    exit_waiters: Lock<Vec<Waiter>>,
+    /// Goroutine groups: live counts and cancellation (see `group.rs`).
+    pub(crate) groups: Groups,
     /// Every G this runtime owns (live, or cached for reuse).
     allgs: Lock<Vec<GRef>>,
     /// Finished Gs (with their stacks) beyond the per-P caches.
     gfree: Lock<Vec<GRef>>,
     pub(crate) stack_size: usize,
     pub(crate) shutdown: AtomicBool,
-    cancelling: AtomicBool,
     pub(crate) ntimers_hint: Hint,
     /// Deadline of the M sleeping for timers (u64::MAX: none).
     pub(crate) sleeper_until: AtomicU64,
@@ -95,14 +89,11 @@ impl Sched {
                 timer_sleeper: None,
             }),
             global_len: AtomicUsize::new(0),
-            ngoroutines_global: AtomicI64::new(0),
-            idle_waiting: AtomicUsize::new(0),
-            exit_waiters: Lock::new(Vec::new()),
+            groups: Groups::default(),
             allgs: Lock::new(Vec::new()),
             gfree: Lock::new(Vec::new()),
             stack_size,
             shutdown: AtomicBool::new(false),
-            cancelling: AtomicBool::new(false),
             ntimers_hint: Hint::default(),
             sleeper_until: AtomicU64::new(u64::MAX),
             threads: Lock::new(Vec::new()),
@@ -334,7 +325,14 @@ impl Sched {
         let id = next_goid(here);
         g.id.store(id, Ordering::Relaxed);
         g.preempt.store(false, Ordering::Relaxed);
-        g.cancel.store(false, Ordering::Relaxed);
+        let group = match (opts.group, g::current()) {
+            (Some(group), _) => group,
+            (None, Some(cur)) if std::ptr::eq(cur.sched(), self) => {
+                cur.group.load(Ordering::Relaxed)
+            }
+            _ => group::DETACHED,
+        };
+        g.group.store(group, Ordering::Relaxed);
         g.location.set(opts.location);
         let name: Option<&'static str> = opts.name.map(|name| {
             let mut slot = g.name.lock();
@@ -375,20 +373,11 @@ impl Sched {
         });
         // SAFETY: we own `g`.
         unsafe { *g.ctx_mut() = Some(ctx) };
-        match here {
-            Some(p) => p.count_goroutines(1),
-            None => {
-                self.ngoroutines_global.fetch_add(1, Ordering::SeqCst);
-            }
-        }
+        self.groups.count(here.map(|p| &p.counts), group, 1);
         let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
+        // A goroutine spawned into a cancelled group is dropped unrun by
+        // `execute`, which checks the group (see group.rs).
         g.state.store(pack(gen, RUNNABLE), Ordering::Release);
-        // Dekker with `begin_cancel` (see membarrier.rs): either it sees
-        // this G runnable, or we see it cancelling.
-        membarrier::light();
-        if self.cancelling.load(Ordering::Relaxed) {
-            g.cancel.store(true, Ordering::Relaxed);
-        }
         match here {
             Some(p) => {
                 if let Some(batch) = p.runq.put(g.as_ptr(), true) {
@@ -468,78 +457,37 @@ impl Sched {
         }
     }
 
+    /// Every P's live counts.
+    fn counts(&self) -> Box<dyn Iterator<Item = &Counts> + '_> {
+        Box::new(self.all_ps().map(|p| &p.counts))
+    }
+
     /// The number of live goroutines.
     pub(crate) fn goroutines(&self) -> usize {
-        let n: i64 = self.ngoroutines_global.load(Ordering::SeqCst)
-            + self
-                .all_ps()
-                .map(|p| p.goroutines.load(Ordering::SeqCst))
-                .sum::<i64>();
-        n.max(0) as usize
+        self.groups.live_count(self.counts(), group::ALL)
     }
 
-    /// A goroutine finished on P `p`: count it out, and wake `wait_idle`
-    /// if it is waiting and the count reached zero. Dekker with
-    /// `wait_idle`: we store our count then load `idle_waiting`; it stores
-    /// `idle_waiting` then sums the counts. The last exiter sees the flag.
-    pub(crate) fn goroutine_exited(&self, p: &P) {
-        p.count_goroutines(-1);
-        membarrier::light();
-        if self.idle_waiting.load(Ordering::Relaxed) != 0 && self.goroutines() == 0 {
-            let waiters = std::mem::take(&mut *self.exit_waiters.lock());
-            for w in waiters {
-                w.wake();
-            }
-        }
+    /// A goroutine of `group` finished on P `p`.
+    pub(crate) fn goroutine_exited(&self, p: &P, group: u32) {
+        self.groups.exited(&p.counts, group, || self.counts());
     }
 
-    /// Blocks until no goroutine is alive.
-    pub(crate) fn wait_idle(&self) {
-        self.idle_waiting.fetch_add(1, Ordering::SeqCst);
-        membarrier::heavy();
-        while self.goroutines() != 0 {
-            park::park(g::WaitReason::Shutdown, |w| {
-                let mut ws = self.exit_waiters.lock();
-                if self.goroutines() == 0 {
-                    return false;
-                }
-                ws.push(w);
-                true
-            });
-        }
-        self.idle_waiting.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Cancels every live goroutine and waits for all to finish.
-    pub(crate) fn cancel_all(&self) {
-        self.begin_cancel();
-        self.end_cancel();
-    }
-
-    /// Marks every live goroutine but the caller as cancelled: parked ones
-    /// are readied and unwind from their park, runnable ones unwind where
-    /// they resume (or are dropped unrun), running ones unwind at their next
-    /// scheduling point. Goroutines spawned from now on start cancelled.
-    pub(crate) fn begin_cancel(&self) {
-        self.cancelling.store(true, Ordering::Relaxed);
-        membarrier::heavy();
-        let me = g::current();
+    /// Cancels `group` (or `group::ALL`): its parked goroutines are readied
+    /// and unwind from their park, runnable ones unwind where they resume
+    /// (or are dropped unrun), running ones unwind at their next scheduling
+    /// point. Goroutines spawned into the group from now on never run.
+    pub(crate) fn begin_cancel(&self, group: u32) {
+        self.groups.cancel(group);
         let gs: Vec<GRef> = self.allgs.lock().clone();
-        for &g in &gs {
-            let (_, status) = unpack(g.state.load(Ordering::Acquire));
-            if Some(g) != me && matches!(status, g::RUNNABLE | g::RUNNING | WAITING) {
-                g.cancel.store(true, Ordering::Relaxed);
-            }
-        }
-        // Dekker with `execute`'s park path: it stores WAITING and then
-        // loads `cancel`; we stored `cancel` and now load the states.
-        membarrier::heavy();
         for g in gs {
-            if !g.cancel.load(Ordering::Relaxed) {
+            // Load the state first: the CAS below then fails if the G was
+            // recycled after we read its group.
+            let (gen, status) = unpack(g.state.load(Ordering::Acquire));
+            if status != WAITING {
                 continue;
             }
-            let (gen, status) = unpack(g.state.load(Ordering::Acquire));
-            if status == WAITING
+            let gg = g.group.load(Ordering::Relaxed);
+            if (group == group::ALL || gg == group)
                 && g.state
                     .compare_exchange(
                         pack(gen, WAITING),
@@ -555,11 +503,11 @@ impl Sched {
         }
     }
 
-    /// Waits until every goroutine has finished, then ends the
-    /// cancellation started by `begin_cancel`.
-    pub(crate) fn end_cancel(&self) {
-        self.wait_idle();
-        self.cancelling.store(false, Ordering::SeqCst);
+    /// Waits until `group` has no goroutine left, then ends its
+    /// cancellation (the group is finished).
+    pub(crate) fn end_cancel(&self, group: u32) {
+        self.groups.wait_empty(group, || self.counts());
+        self.groups.uncancel(group);
     }
 
     /// Like `wakep`, but also when an M is already spinning (used when
@@ -576,7 +524,8 @@ impl Sched {
 
     /// Stops every M and releases the goroutine shells (runtime drop).
     pub(crate) fn shutdown(&self) {
-        self.cancel_all();
+        self.begin_cancel(group::ALL);
+        self.end_cancel(group::ALL);
         self.shutdown.store(true, Ordering::SeqCst);
         loop {
             {
@@ -670,6 +619,8 @@ pub(crate) struct SpawnOpts {
     pub(crate) name: Option<String>,
     pub(crate) stack_size: Option<usize>,
     pub(crate) location: &'static Location<'static>,
+    /// The group to start in (a run's main goroutine); `None` inherits.
+    pub(crate) group: Option<u32>,
 }
 
 /// Go's per-P goid cache: take ids from the global counter in batches of
