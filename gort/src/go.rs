@@ -26,6 +26,19 @@ use crate::scope::ScopeData;
 use crate::stack;
 
 /// The payload a cancelled goroutine's `join` returns as its `Err`.
+///
+/// ```
+/// let rt = gort::runtime::Builder::new().build().unwrap();
+/// let wg = gort::sync::WaitGroup::new();
+/// wg.add(1);
+/// let (w, started) = (wg.clone(), gort::sync::WaitGroup::new());
+/// started.add(1);
+/// let s = started.clone();
+/// let h = rt.go(move || { s.done(); w.wait() }); // waits forever
+/// started.wait();
+/// drop(rt); // cancels it
+/// assert_eq!(*h.join().unwrap_err().downcast_ref::<&str>().unwrap(), gort::CANCELLED);
+/// ```
 pub const CANCELLED: &str = "gort: goroutine cancelled: its runtime shut down or run() returned";
 
 /// A goroutine's id, unique in the process (Go numbers goroutines from 1).

@@ -59,7 +59,7 @@ pub(crate) fn unpack(state: u64) -> (u64, u8) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 #[non_exhaustive]
-pub enum WaitReason {
+pub(crate) enum WaitReason {
     /// Not waiting.
     None = 0,
     /// `JoinHandle::join`.
@@ -72,14 +72,6 @@ pub enum WaitReason {
     Shutdown,
     /// `scope` waiting for its goroutines.
     Scope,
-    /// A channel receive.
-    ChanReceive,
-    /// A channel send.
-    ChanSend,
-    /// A select.
-    Select,
-    /// A lock.
-    Lock,
 }
 
 impl fmt::Display for WaitReason {
@@ -91,10 +83,6 @@ impl fmt::Display for WaitReason {
             WaitReason::Sleep => "sleep",
             WaitReason::Shutdown => "shutdown",
             WaitReason::Scope => "scope",
-            WaitReason::ChanReceive => "chan receive",
-            WaitReason::ChanSend => "chan send",
-            WaitReason::Select => "select",
-            WaitReason::Lock => "sync.Mutex.Lock",
         })
     }
 }

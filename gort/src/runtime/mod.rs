@@ -25,7 +25,6 @@ use std::io;
 use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 
-pub use g::WaitReason;
 pub use sched::MAX_PROCS;
 
 use crate::stack;
@@ -144,6 +143,15 @@ impl Runtime {
     /// returns `f`'s value; a panic in `f` resumes here. Goroutines of other
     /// runs, and goroutines spawned from plain threads, are not affected.
     ///
+    /// ```
+    /// let rt = gort::runtime::Builder::new().procs(2).build().unwrap();
+    /// let n = rt.run(|| {
+    ///     let hs: Vec<_> = (0..10).map(|i| gort::go(move || i)).collect();
+    ///     hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    /// });
+    /// assert_eq!(n, 45);
+    /// ```
+    ///
     /// Called from a goroutine of this same runtime, `run` just runs `f` as
     /// a goroutine and joins it (it cannot cancel its own caller).
     #[track_caller]
@@ -201,6 +209,11 @@ impl Runtime {
     }
 
     /// The number of processors.
+    ///
+    /// ```
+    /// let rt = gort::runtime::Builder::new().procs(3).build().unwrap();
+    /// assert_eq!(rt.procs(), 3);
+    /// ```
     pub fn procs(&self) -> usize {
         self.sched.nprocs.load(std::sync::atomic::Ordering::Acquire)
     }

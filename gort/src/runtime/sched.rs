@@ -28,6 +28,11 @@ use super::timers::Hint;
 use crate::stack;
 
 /// The most processors a runtime may have.
+///
+/// ```
+/// let err = gort::runtime::Builder::new().procs(gort::runtime::MAX_PROCS + 1).build();
+/// assert!(err.is_err());
+/// ```
 pub const MAX_PROCS: usize = 1024;
 
 /// Process-wide goroutine ids (Go numbers goroutines from 1).

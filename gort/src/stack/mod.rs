@@ -30,11 +30,28 @@ use std::sync::OnceLock;
 
 use crate::runtime::lock::Lock;
 
-/// Default usable stack size (API.md: 256 KiB of address space).
+/// Default usable stack size: 256 KiB of address space, committed by the
+/// kernel only as touched.
+///
+/// ```
+/// assert_eq!(gort::DEFAULT_STACK_SIZE, 256 * 1024);
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Smallest stack a goroutine may ask for.
+///
+/// ```
+/// gort::run(|| {
+///     let too_small = gort::Builder::new().stack_size(gort::MIN_STACK_SIZE - 1).spawn(|| ());
+///     assert!(too_small.is_err());
+/// });
+/// ```
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Largest stack a goroutine may ask for (1 GiB, Go's maximum as well).
+///
+/// ```
+/// let err = gort::runtime::Builder::new().stack_size(gort::MAX_STACK_SIZE + 1).build();
+/// assert!(err.is_err());
+/// ```
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 /// Bytes at the top of a stack kept committed across reuse.
 pub(crate) const KEEP: usize = 32 * 1024;
