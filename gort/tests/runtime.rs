@@ -781,3 +781,60 @@ fn dropping_a_runtime_from_its_own_goroutine_is_a_clear_panic() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_runnext_ping_pong_pair_does_not_starve_the_run_queue() {
+    // On one processor, A and B hand off to each other through `runnext`
+    // (each readies the other, then parks) forever, until C has run. C sits
+    // in the local queue: it runs only if the scheduler demotes a long
+    // `runnext` streak to the back of the queue.
+    let done = watchdog("runnext starvation");
+    let rounds = rt(1).run(|| {
+        let c_ran = Arc::new(AtomicBool::new(false));
+        let (wa, wb) = (WaitGroup::new(), WaitGroup::new());
+        wa.add(1);
+        wb.add(1);
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let a = {
+            let (wa, wb, c_ran, rounds) = (wa.clone(), wb.clone(), c_ran.clone(), rounds.clone());
+            gort::go(move || loop {
+                wa.wait();
+                wa.add(1);
+                rounds.fetch_add(1, Ordering::Relaxed);
+                let stop = c_ran.load(Ordering::SeqCst);
+                wb.done();
+                if stop {
+                    return;
+                }
+            })
+        };
+        let b = {
+            let (wa, wb, c_ran) = (wa.clone(), wb.clone(), c_ran.clone());
+            gort::go(move || loop {
+                wb.wait();
+                wb.add(1);
+                let stop = c_ran.load(Ordering::SeqCst);
+                wa.done();
+                if stop {
+                    return;
+                }
+            })
+        };
+        // C yields first, which puts it at the tail of the queue; then the
+        // pair starts ping-ponging through `runnext` in front of it.
+        let c = {
+            let c_ran = c_ran.clone();
+            gort::go(move || {
+                gort::yield_now();
+                c_ran.store(true, Ordering::SeqCst)
+            })
+        };
+        wa.done(); // start the ping-pong
+        c.join().unwrap();
+        a.join().unwrap();
+        b.join().unwrap();
+        rounds.load(Ordering::Relaxed)
+    });
+    assert!(rounds >= 1);
+    done.store(true, Ordering::Relaxed);
+}
