@@ -299,7 +299,7 @@ impl Builder {
         location: &'static Location<'static>,
         data: Arc<ScopeData>,
         f: F,
-    ) -> io::Result<(GoId, Arc<Packet<T>>)>
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
@@ -312,7 +312,10 @@ impl Builder {
         // dropped, so nothing borrowed for 'scope is used after 'scope.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let g = sched.spawn(run, opts)?;
-        Ok((GoId(g.id.load(Ordering::Relaxed)), packet))
+        Ok(JoinHandle {
+            packet,
+            id: GoId(g.id.load(Ordering::Relaxed)),
+        })
     }
 
     fn opts(self, location: &'static Location<'static>) -> io::Result<SpawnOpts> {

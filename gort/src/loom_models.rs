@@ -192,7 +192,6 @@ fn wake_protocol_loses_no_work() {
                     s2.npidle.fetch_add(1, Ordering::SeqCst);
                 }
                 if spinning {
-                    spinning = false;
                     s2.nmspinning.fetch_sub(1, Ordering::SeqCst);
                     fence(Ordering::SeqCst);
                     if !s2.queue.is_empty() {

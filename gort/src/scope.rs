@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crate::go::{GoId, Invariant, Packet};
+use crate::go::{GoId, Invariant, JoinHandle};
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::Lock;
 use crate::runtime::park::{self, Waiter};
@@ -120,7 +120,7 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let (id, packet) = crate::Builder::new()
+        let inner = crate::Builder::new()
             .spawn_scoped(
                 rt::current_sched(),
                 Location::caller(),
@@ -129,39 +129,38 @@ impl<'scope> Scope<'scope, '_> {
             )
             .unwrap_or_else(|e| panic!("{e}"));
         ScopedJoinHandle {
-            packet,
-            id,
+            inner,
             _scope: Invariant::default(),
         }
     }
 }
 
-/// Handle to a scoped goroutine (std's `ScopedJoinHandle` shape).
+/// Handle to a scoped goroutine (std's `ScopedJoinHandle` shape): a
+/// [`JoinHandle`] that may not outlive its scope.
 pub struct ScopedJoinHandle<'scope, T> {
-    packet: Arc<Packet<T>>,
-    id: GoId,
+    inner: JoinHandle<T>,
     _scope: Invariant<'scope>,
 }
 
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the goroutine and returns its value or panic payload.
     pub fn join(self) -> thread::Result<T> {
-        self.packet.join()
+        self.inner.join()
     }
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.packet.is_finished()
+        self.inner.is_finished()
     }
     /// The goroutine's id.
     pub fn id(&self) -> GoId {
-        self.id
+        self.inner.id()
     }
 }
 
 impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopedJoinHandle")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .finish()
     }
 }

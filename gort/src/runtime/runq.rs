@@ -126,6 +126,7 @@ impl<T> RunQueue<T> {
     /// Owner only. Takes the `runnext` item, if any, so that it can be queued
     /// behind the others instead (a pair handing off through `runnext` must
     /// not starve the rest of the queue).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn take_runnext(&self) -> Option<*mut T> {
         let next = self.runnext.swap(ptr::null_mut(), Ordering::AcqRel);
         (!next.is_null()).then_some(next)
