@@ -38,8 +38,18 @@ impl Waiter {
     /// Makes the waiter runnable. Returns false if it was stale (the park
     /// it belonged to already ended).
     pub(crate) fn wake(self) -> bool {
+        self.wake_as(true)
+    }
+
+    /// As [`wake`](Self::wake), queuing a goroutine behind the others
+    /// rather than in `runnext` (timers wake in deadline order this way).
+    pub(crate) fn wake_fifo(self) -> bool {
+        self.wake_as(false)
+    }
+
+    fn wake_as(self, next: bool) -> bool {
         match self {
-            Waiter::G { g, gen } => super::sched::ready(g, gen),
+            Waiter::G { g, gen } => super::sched::ready(g, gen, next),
             Waiter::Thread { parker, gen } => parker.wake(gen),
         }
     }

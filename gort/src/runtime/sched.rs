@@ -648,7 +648,11 @@ fn next_goid(here: Option<&P>) -> u64 {
 /// Makes a parked goroutine runnable (Go's `goready`): queued in the
 /// waker's `runnext` when the waker runs on this runtime, else on the
 /// runtime's global queue; then wakes an idle P.
-pub(crate) fn ready(g: GRef, gen: u64) -> bool {
+///
+/// `next` false queues it at the tail instead (timers: several goroutines
+/// whose timers fire together then run in deadline order, rather than each
+/// kicking the previous one out of `runnext`).
+pub(crate) fn ready(g: GRef, gen: u64, next: bool) -> bool {
     if g.state
         .compare_exchange(
             pack(gen, WAITING),
@@ -663,7 +667,7 @@ pub(crate) fn ready(g: GRef, gen: u64) -> bool {
     let sched = g.sched();
     match m::current_p(sched) {
         Some(p) => {
-            if let Some(batch) = p.runq.put(g.as_ptr(), true) {
+            if let Some(batch) = p.runq.put(g.as_ptr(), next) {
                 sched.global_put_batch(batch);
             }
         }

@@ -95,7 +95,7 @@ impl Timers {
         };
         let n = due.len();
         for w in due {
-            w.wake();
+            w.wake_fifo();
         }
         (n, next)
     }
