@@ -13,12 +13,12 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use crate::runtime::g::WaitReason;
-use crate::runtime::lock::Lock;
 use crate::runtime::park::{self, Cancelled, Waiter};
 use crate::runtime::sched::{Sched, SpawnOpts};
 use crate::runtime::{self as rt};
@@ -66,64 +66,135 @@ impl fmt::Display for GoId {
     }
 }
 
-/// Where a goroutine's result goes; shared by the goroutine and its handle.
+/// Packet state bits.
+const COMPLETE: u8 = 1;
+const DETACHED: u8 = 2;
+const WAITER: u8 = 4;
+
+/// Where a goroutine's result goes. Two owners share it, the goroutine
+/// (through [`Completion`]) and its handle, and one state word says who has
+/// let go: the goroutine sets `COMPLETE` after writing the result, the
+/// handle sets `WAITER` after storing its waiter or `DETACHED` when dropped
+/// unjoined. Whichever side acts second frees the packet, so a spawn and
+/// join cost one atomic RMW on each side, and after an ordinary join the
+/// joiner (which allocated it) frees it.
 pub(crate) struct Packet<T> {
-    done: AtomicBool,
+    state: AtomicU8,
     result: UnsafeCell<Option<thread::Result<T>>>,
-    waiter: Lock<Option<Waiter>>,
+    waiter: UnsafeCell<Option<Waiter>>,
     scope: Option<Arc<ScopeData>>,
 }
 
-// SAFETY: `result` is written once by the goroutine before `done` is set
-// (release) and read only by the handle after seeing `done` (acquire).
-unsafe impl<T: Send> Sync for Packet<T> {}
+/// One of a packet's two owners.
+pub(crate) struct Owner<T>(NonNull<Packet<T>>);
+
+// SAFETY: an owner is a unique capability for one side of the packet's
+// protocol; the result (`T`) crosses threads, hence `T: Send`.
+unsafe impl<T: Send> Send for Owner<T> {}
+// SAFETY: `&Owner` only allows `is_finished`, an atomic load.
+unsafe impl<T: Send> Sync for Owner<T> {}
 
 impl<T> Packet<T> {
-    pub(crate) fn new(scope: Option<Arc<ScopeData>>) -> Arc<Self> {
+    /// A packet and its two owners: (goroutine side, handle side).
+    pub(crate) fn pair(scope: Option<Arc<ScopeData>>) -> (Owner<T>, Owner<T>) {
         if let Some(s) = &scope {
             s.increment();
         }
-        Arc::new(Packet {
-            done: AtomicBool::new(false),
+        let p = NonNull::from(Box::leak(Box::new(Packet {
+            state: AtomicU8::new(0),
             result: UnsafeCell::new(None),
-            waiter: Lock::new(None),
+            waiter: UnsafeCell::new(None),
             scope,
-        })
+        })));
+        (Owner(p), Owner(p))
+    }
+}
+
+impl<T> Owner<T> {
+    fn packet(&self) -> &Packet<T> {
+        // SAFETY: the packet lives until both owners have let go, and this
+        // owner has not.
+        unsafe { self.0.as_ref() }
     }
 
-    fn complete(&self, r: thread::Result<T>) {
-        // SAFETY: only the goroutine (or its never-run closure's drop)
-        // completes, once, before `done` is published.
-        unsafe { *self.result.get() = Some(r) };
-        let waiter = {
-            let mut w = self.waiter.lock();
-            self.done.store(true, Ordering::Release);
-            w.take()
+    /// Frees the packet (the caller is the second owner to let go).
+    ///
+    /// # Safety
+    /// The other owner must have let go already.
+    unsafe fn free(self) {
+        // SAFETY: allocated by `Box` in `Packet::new`; both owners are done.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        std::mem::forget(self);
+    }
+
+    /// The goroutine's side: stores the result and lets go.
+    fn complete(self, r: thread::Result<T>) {
+        let p = self.packet();
+        // SAFETY: only the goroutine writes the result, once, before
+        // publishing COMPLETE; the handle reads it only after seeing it.
+        unsafe { *p.result.get() = Some(r) };
+        let prev = p.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if prev & DETACHED != 0 {
+            // SAFETY: the handle let go before us.
+            unsafe { self.free() };
+            return;
+        }
+        let waiter = if prev & WAITER != 0 {
+            // SAFETY: WAITER (acquired) means the handle stored its waiter
+            // and is parked until we wake it, so the slot is ours to take.
+            unsafe { (*p.waiter.get()).take() }
+        } else {
+            None
         };
+        // From here on the handle may free the packet at any moment.
+        std::mem::forget(self);
         if let Some(w) = waiter {
             w.wake();
         }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.packet().state.load(Ordering::Acquire) & COMPLETE != 0
     }
 
-    /// Waits for the result and takes it (the handle's side; called once).
-    pub(crate) fn join(&self) -> thread::Result<T> {
+    /// The handle's side: waits for the result, takes it, frees the packet.
+    pub(crate) fn join(self) -> thread::Result<T> {
         while !self.is_finished() {
-            park::park(WaitReason::Join, |w| {
-                let mut slot = self.waiter.lock();
-                if self.done.load(Ordering::Acquire) {
+            let p = self.0;
+            park::park(WaitReason::Join, move |w| {
+                // SAFETY: the goroutine does not touch the waiter slot until
+                // it sees WAITER, which we set only after the write; the
+                // packet is alive because this owner has not let go.
+                let p = unsafe { p.as_ref() };
+                unsafe { *p.waiter.get() = Some(w) };
+                let prev = p.state.fetch_or(WAITER, Ordering::AcqRel);
+                if prev & COMPLETE != 0 {
+                    // Completed meanwhile: it will not look at the slot.
+                    // SAFETY: as above.
+                    drop(unsafe { (*p.waiter.get()).take() });
                     return false;
                 }
-                *slot = Some(w);
                 true
             });
         }
-        // SAFETY: `done` was observed, so the goroutine wrote the result
-        // and will not touch it again; the handle reads it once.
-        unsafe { (*self.result.get()).take() }.expect("result present once done")
+        // SAFETY: COMPLETE was observed (acquire): the result is written and
+        // the goroutine has let go.
+        let r = unsafe { (*self.packet().result.get()).take() }.expect("result present once done");
+        // SAFETY: the goroutine let go (COMPLETE).
+        unsafe { self.free() };
+        r
+    }
+}
+
+impl<T> Drop for Owner<T> {
+    /// A handle dropped unjoined (detach), or a goroutine's owner dropped
+    /// without completing (never happens: `Completion` completes).
+    fn drop(&mut self) {
+        let prev = self.packet().state.fetch_or(DETACHED, Ordering::AcqRel);
+        if prev & COMPLETE != 0 {
+            // SAFETY: the goroutine let go before us.
+            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        }
     }
 }
 
@@ -138,7 +209,7 @@ impl<T> Drop for Packet<T> {
 }
 
 /// Completes the packet with a cancellation if the closure never ran.
-struct Completion<T>(Option<Arc<Packet<T>>>);
+struct Completion<T>(Option<Owner<T>>);
 
 impl<T> Drop for Completion<T> {
     fn drop(&mut self) {
@@ -150,7 +221,7 @@ impl<T> Drop for Completion<T> {
 
 /// The body every goroutine runs: `f` under `catch_unwind`, result into
 /// the packet.
-fn body<F, T>(f: F, packet: Arc<Packet<T>>) -> impl FnOnce() + Send
+fn body<F, T>(f: F, packet: Owner<T>) -> impl FnOnce() + Send
 where
     F: FnOnce() -> T + Send,
     T: Send,
@@ -179,7 +250,7 @@ where
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    packet: Owner<T>,
     id: GoId,
 }
 
@@ -284,8 +355,8 @@ impl Builder {
     {
         let mut opts = self.opts(location)?;
         opts.group = group;
-        let packet = Packet::new(None);
-        let g = sched.spawn(body(f, packet.clone()), opts)?;
+        let (mine, packet) = Packet::pair(None);
+        let g = sched.spawn(body(f, mine), opts)?;
         Ok(JoinHandle {
             packet,
             id: GoId(g.id.load(Ordering::Relaxed)),
@@ -305,8 +376,8 @@ impl Builder {
         T: Send + 'scope,
     {
         let opts = self.opts(location)?;
-        let packet = Packet::new(Some(data));
-        let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(body(f, packet.clone()));
+        let (mine, packet) = Packet::pair(Some(data));
+        let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(body(f, mine));
         // SAFETY: the scope waits until every scoped goroutine's packet is
         // dropped, which happens only after the closure has run or been
         // dropped, so nothing borrowed for 'scope is used after 'scope.

@@ -216,3 +216,112 @@ fn wake_protocol_loses_no_work() {
         assert_eq!(m.join().unwrap(), 42);
     });
 }
+
+/// The join packet's protocol (`go.rs`): the goroutine writes the result
+/// and sets COMPLETE; the handle either stores a waiter and sets WAITER
+/// (parking unless COMPLETE was already set) or sets DETACHED. The side
+/// that acts second frees. loom's `UnsafeCell` flags any racy access to
+/// the result or waiter slot; the counters check exactly one free and one
+/// wake-up when (and only when) the joiner parked.
+mod packet {
+    use super::*;
+    use loom::cell::UnsafeCell;
+
+    const COMPLETE: usize = 1;
+    const DETACHED: usize = 2;
+    const WAITER: usize = 4;
+
+    struct Packet {
+        state: AtomicUsize,
+        result: UnsafeCell<Option<u32>>,
+        waiter: UnsafeCell<Option<Arc<Note>>>,
+        frees: AtomicUsize,
+    }
+
+    fn note() -> Arc<Note> {
+        Arc::new(Note {
+            woken: Mutex::new(false),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn complete(p: &Packet) {
+        // SAFETY: the slot access the protocol under test allows; loom
+        // reports it if another thread can touch the slot concurrently.
+        p.result.with_mut(|r| unsafe { *r = Some(7) });
+        let prev = p.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if prev & DETACHED != 0 {
+            p.frees.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if prev & WAITER != 0 {
+            // SAFETY: the slot access the protocol under test allows; loom
+            // reports it if another thread can touch the slot concurrently.
+            let w = p.waiter.with_mut(|s| unsafe { (*s).take() });
+            w.expect("waiter stored before WAITER").wake();
+        }
+    }
+
+    fn join(p: &Packet) -> u32 {
+        if p.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            let me = note();
+            // SAFETY: the slot access the protocol under test allows; loom
+            // reports it if another thread can touch the slot concurrently.
+            p.waiter.with_mut(|s| unsafe { *s = Some(me.clone()) });
+            let prev = p.state.fetch_or(WAITER, Ordering::AcqRel);
+            if prev & COMPLETE != 0 {
+                // SAFETY: the slot access the protocol under test allows; loom
+                // reports it if another thread can touch the slot concurrently.
+                drop(p.waiter.with_mut(|s| unsafe { (*s).take() }));
+            } else {
+                me.sleep();
+            }
+        }
+        assert_ne!(p.state.load(Ordering::Acquire) & COMPLETE, 0);
+        // SAFETY: the slot access the protocol under test allows; loom
+        // reports it if another thread can touch the slot concurrently.
+        let r = p.result.with_mut(|r| unsafe { (*r).take() }).unwrap();
+        p.frees.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    fn detach(p: &Packet) {
+        let prev = p.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if prev & COMPLETE != 0 {
+            p.frees.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn packet() -> Arc<Packet> {
+        Arc::new(Packet {
+            state: AtomicUsize::new(0),
+            result: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(None),
+            frees: AtomicUsize::new(0),
+        })
+    }
+
+    #[test]
+    fn join_gets_the_result_and_frees_once() {
+        loom::model(|| {
+            let p = packet();
+            let p2 = p.clone();
+            let g = thread::spawn(move || complete(&p2));
+            assert_eq!(join(&p), 7);
+            g.join().unwrap();
+            assert_eq!(p.frees.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    #[test]
+    fn detach_races_with_completion_and_frees_once() {
+        loom::model(|| {
+            let p = packet();
+            let p2 = p.clone();
+            let g = thread::spawn(move || complete(&p2));
+            detach(&p);
+            g.join().unwrap();
+            assert_eq!(p.frees.load(Ordering::Relaxed), 1);
+        });
+    }
+}
