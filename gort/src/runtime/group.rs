@@ -53,6 +53,7 @@ pub(crate) struct Counts {
 impl Counts {
     /// Holder only. Adds `d` to `group`'s count; false if no slot is free
     /// (every slot holds another live group with a non-zero count).
+    #[inline]
     fn add(&self, group: u32, d: i32, live: impl Fn(u32) -> bool) -> bool {
         let mut free = None;
         for slot in &self.slots {
@@ -165,6 +166,7 @@ impl Groups {
 
     /// Counts a goroutine of `group` in (+1) or out (-1) on `counts` (the
     /// caller's P), or in the overflow list.
+    #[inline]
     pub(crate) fn count(&self, counts: Option<&Counts>, group: u32, d: i32) {
         if let Some(c) = counts {
             if c.add(group, d, |g| self.is_live(g)) {

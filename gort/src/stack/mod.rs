@@ -122,7 +122,14 @@ impl Stack {
         // readable range (size > KEEP + page), and no goroutine runs on the
         // stack while it is being returned.
         let words = unsafe { std::slice::from_raw_parts(probe as *const u64, page / 8) };
-        if words.iter().fold(0, |acc, w| acc | w) == 0 {
+        // Eight independent accumulators so the loop vectorises.
+        let mut acc = [0u64; 8];
+        for chunk in words.chunks_exact(8) {
+            for (a, w) in acc.iter_mut().zip(chunk) {
+                *a |= w;
+            }
+        }
+        if acc.iter().fold(0, |x, y| x | y) == 0 {
             return;
         }
         let low = self.guard + page;
