@@ -156,3 +156,43 @@ fn hitting_the_mapping_limit_is_an_error_naming_vm_max_map_count() {
         "go's panic names the limit: {panic}"
     );
 }
+
+#[test]
+fn a_goroutine_panic_report_names_the_goroutine_and_its_spawn_site() {
+    if std::env::var("GORT_PANIC_CHILD").is_ok() {
+        let rt = gort::runtime::Builder::new().procs(1).build().unwrap();
+        let id = rt.run(|| {
+            let h = gort::Builder::new()
+                .name("worker")
+                .spawn(|| panic!("boom in worker"))
+                .unwrap();
+            let id = h.id().as_u64();
+            assert!(h.join().is_err());
+            id
+        });
+        println!("panicked-id={id}");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_goroutine_panic_report_names_the_goroutine_and_its_spawn_site",
+            "--nocapture",
+        ])
+        .env("GORT_PANIC_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let id: String = stdout
+        .split("panicked-id=")
+        .nth(1)
+        .expect(&stdout)
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let want = format!("goroutine {id} \"worker\" (spawned at gort/tests/stacks.rs:");
+    assert!(stderr.contains(&want), "want {want:?} in: {stderr}");
+    assert!(stderr.contains("boom in worker"), "{stderr}");
+}

@@ -16,6 +16,7 @@ pub(crate) mod m;
 pub(crate) mod membarrier;
 pub(crate) mod note;
 pub(crate) mod p;
+pub(crate) mod panic_hook;
 pub(crate) mod park;
 pub(crate) mod runq;
 pub(crate) mod sched;
@@ -87,6 +88,7 @@ impl Builder {
         )?;
         stack::overflow::install();
         membarrier::init();
+        panic_hook::install();
         Ok(Runtime {
             sched: Sched::new(procs, stack_size),
         })
