@@ -39,11 +39,17 @@ compile_error!("gort supports Linux on x86_64 and aarch64 only");
 mod loom;
 
 #[cfg(not(loom))]
+pub mod chan;
+#[cfg(not(loom))]
+pub mod context;
+#[cfg(not(loom))]
 mod go;
 #[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]
 mod scope;
+#[cfg(not(loom))]
+mod select_macro;
 #[cfg(not(loom))]
 mod stack;
 #[cfg(not(loom))]

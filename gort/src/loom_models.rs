@@ -325,3 +325,7 @@ mod packet {
         });
     }
 }
+
+/// The `sync` hand-off models (their file lives with the primitives).
+#[path = "sync/models.rs"]
+mod sync_models;

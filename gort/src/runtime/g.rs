@@ -44,6 +44,9 @@ pub(crate) const RUNNABLE: u8 = 1;
 pub(crate) const RUNNING: u8 = 2;
 pub(crate) const WAITING: u8 = 3;
 pub(crate) const DEAD: u8 = 4;
+/// Waiting, but a waker has claimed it (see `Waiter::claim`): only that
+/// waker may make it runnable, after handing it a value.
+pub(crate) const CLAIMED: u8 = 5;
 
 #[inline]
 pub(crate) fn pack(gen: u64, status: u8) -> u64 {
@@ -72,6 +75,26 @@ pub(crate) enum WaitReason {
     Shutdown,
     /// `scope` waiting for its goroutines.
     Scope,
+    /// `Receiver::recv`.
+    ChanReceive,
+    /// `Sender::send`.
+    ChanSend,
+    /// `select!` or `Select`.
+    Select,
+    /// `select!` with no cases, or a receive on `chan::never()`.
+    SelectNoCases,
+    /// `Mutex::lock`.
+    MutexLock,
+    /// `RwLock::read`.
+    RwLockRead,
+    /// `RwLock::write`.
+    RwLockWrite,
+    /// `Condvar::wait`.
+    CondWait,
+    /// `Semaphore::acquire`.
+    Semacquire,
+    /// `Once::call_once` while another caller runs the closure.
+    Once,
 }
 
 impl fmt::Display for WaitReason {
@@ -83,6 +106,16 @@ impl fmt::Display for WaitReason {
             WaitReason::Sleep => "sleep",
             WaitReason::Shutdown => "shutdown",
             WaitReason::Scope => "scope",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRead => "sync.RWMutex.RLock",
+            WaitReason::RwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::Once => "sync.Once.Do",
         })
     }
 }
@@ -220,14 +253,21 @@ thread_local! {
 }
 
 /// The goroutine running on this thread, if any.
-#[inline]
+///
+/// Never inlined, nor is any other thread-local access a goroutine makes
+/// around a park: LLVM treats the thread pointer as constant within a
+/// function, so an inlined access before a park and one after it may share
+/// one address computation, and a goroutine that resumed on another thread
+/// would read its old thread's variable (a goroutine migrates, DESIGN.md
+/// rule 3). A call computes the address afresh on the thread it runs on.
+#[inline(never)]
 pub(crate) fn current() -> Option<GRef> {
     let p = CURRENT.with(|c| c.get());
     // SAFETY: only `set_current` writes CURRENT, with pointers from GRef.
     (!p.is_null()).then(|| unsafe { GRef::from_ptr(p) })
 }
 
-#[inline]
+#[inline(never)]
 pub(crate) fn set_current(g: Option<GRef>) {
     CURRENT.with(|c| c.set(g.map_or(std::ptr::null_mut(), |g| g.as_ptr())));
 }

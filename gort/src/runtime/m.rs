@@ -66,7 +66,7 @@ thread_local! {
 
 /// The P held by this thread's M, if this thread is an M of `sched` holding
 /// one. Only valid to use on this thread while the M keeps the P.
-#[inline]
+#[inline(never)] // a thread-local read: see `g::current`
 pub(crate) fn current_p(sched: &Sched) -> Option<&'static P> {
     let m = M.with(|m| m.get());
     if m.is_null() {
@@ -387,7 +387,20 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                 // goroutine is readied, and is consumed exactly once here.
                 let parked = unsafe { (after.call)(after.data, Waiter::G { g, gen }) };
                 if !parked {
-                    continue;
+                    // Resume at once, unless a cancellation readied (and
+                    // queued) it meanwhile: then the queue runs it.
+                    if g.state
+                        .compare_exchange(
+                            pack(gen, WAITING),
+                            pack(gen, RUNNABLE),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        continue;
+                    }
+                    return;
                 }
                 // A cancel that raced with this park: ready it ourselves.
                 // Dekker with `begin_cancel` (see membarrier.rs): we stored

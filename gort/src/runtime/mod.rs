@@ -18,6 +18,7 @@ pub(crate) mod note;
 pub(crate) mod p;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
+pub(crate) mod rand;
 pub(crate) mod runq;
 pub(crate) mod sched;
 pub(crate) mod timers;

@@ -27,8 +27,17 @@ use std::time::Instant;
 use super::futex;
 use super::g::{self, GRef, Switch, WaitReason};
 
-/// A parked goroutine or thread, as recorded in a wait list.
-#[derive(Debug)]
+/// A parked goroutine or thread, as recorded in a wait list (or a timer).
+///
+/// Two ways to wake it:
+/// * [`wake`](Self::wake): one step, when there is nothing to hand over;
+/// * [`claim`](Self::claim), then [`wake_claimed`](Self::wake_claimed):
+///   between the two, the claimer owns the parked frame (nothing else can
+///   wake it: not a timer, a stale waiter or a cancellation), so it may
+///   write a value into the waiter's slot (Go's direct hand-off, a select's
+///   chosen case). A select registers clones of one waiter on several
+///   channels; whichever claims first wins, the others' claims fail.
+#[derive(Debug, Clone)]
 pub(crate) enum Waiter {
     G { g: GRef, gen: u64 },
     Thread { parker: Arc<ThreadParker>, gen: u32 },
@@ -36,7 +45,7 @@ pub(crate) enum Waiter {
 
 impl Waiter {
     /// Makes the waiter runnable. Returns false if it was stale (the park
-    /// it belonged to already ended).
+    /// it belonged to already ended, or another waker claimed it).
     pub(crate) fn wake(self) -> bool {
         self.wake_as(true)
     }
@@ -53,6 +62,50 @@ impl Waiter {
             Waiter::Thread { parker, gen } => parker.wake(gen),
         }
     }
+
+    /// Claims the waiter for this caller; false if stale or claimed by
+    /// another. A successful claim must be followed by
+    /// [`wake_claimed`](Self::wake_claimed).
+    #[inline]
+    pub(crate) fn claim(&self) -> bool {
+        match self {
+            Waiter::G { g, gen } => super::sched::claim(*g, *gen),
+            Waiter::Thread { parker, gen } => parker.claim(*gen),
+        }
+    }
+
+    /// Wakes a waiter this caller claimed (into the waker's `runnext`).
+    #[inline]
+    pub(crate) fn wake_claimed(self) {
+        match self {
+            Waiter::G { g, gen } => super::sched::ready_claimed(g, gen, true),
+            Waiter::Thread { parker, gen } => parker.wake_claimed(gen),
+        }
+    }
+
+    /// Whether the park this waiter belongs to has ended or been claimed
+    /// (a stale entry in a timer heap or a wait list can be dropped).
+    pub(crate) fn is_stale(&self) -> bool {
+        match self {
+            Waiter::G { g, gen } => g.state.load(Ordering::Relaxed) != g::pack(*gen, g::WAITING),
+            Waiter::Thread { parker, gen } => parker.state.load(Ordering::Relaxed) != gen << 2,
+        }
+    }
+
+    /// Whether both are the same park of the same goroutine or thread.
+    pub(crate) fn same(&self, o: &Waiter) -> bool {
+        match (self, o) {
+            (Waiter::G { g, gen }, Waiter::G { g: g2, gen: gen2 }) => g == g2 && gen == gen2,
+            (
+                Waiter::Thread { parker, gen },
+                Waiter::Thread {
+                    parker: p2,
+                    gen: gen2,
+                },
+            ) => Arc::ptr_eq(parker, p2) && gen == gen2,
+            _ => false,
+        }
+    }
 }
 
 /// Panic payload that unwinds a cancelled goroutine (its runtime shut down,
@@ -66,17 +119,17 @@ pub(crate) struct Cancelled;
 /// everything it needs by value.
 pub(crate) fn park<F: FnOnce(Waiter) -> bool>(reason: WaitReason, after: F) {
     match g::current() {
-        Some(g) if !std::thread::panicking() => park_goroutine(g, reason, after),
+        Some(g) if !panicking() => park_goroutine(g, reason, after, true),
         _ => {
             park_thread(after, None);
         }
     }
 }
 
-/// As [`park`], but a plain thread gives up at `deadline` (returns false).
-/// Goroutines use timers for deadlines instead.
+/// Blocks a plain thread (see [`park`]); gives up at `deadline` (returns
+/// false). Goroutines use [`Parking::park`] for deadlines.
 pub(crate) fn park_thread<F: FnOnce(Waiter) -> bool>(after: F, deadline: Option<Instant>) -> bool {
-    let parker = THREAD_PARKER.with(|p| p.clone());
+    let parker = thread_parker();
     let gen = parker.prepare();
     if !after(Waiter::Thread {
         parker: parker.clone(),
@@ -87,7 +140,82 @@ pub(crate) fn park_thread<F: FnOnce(Waiter) -> bool>(after: F, deadline: Option<
     parker.wait(gen, deadline)
 }
 
-fn park_goroutine<F: FnOnce(Waiter) -> bool>(g: GRef, reason: WaitReason, after: F) {
+/// The caller's next park, known before it parks: a select registers the
+/// waiter on several channels while holding their locks, then parks with
+/// an `after` step that releases them (Go's `selectgo` + `selparkcommit`).
+/// Until then no waker can reach the waiter, and for a goroutine the
+/// waiter's generation is not WAITING yet, so nothing can claim it early.
+pub(crate) struct Parking {
+    waiter: Waiter,
+}
+
+/// Prepares the caller's next park (see [`Parking`]). The caller must not
+/// park in any other way before [`Parking::park`].
+pub(crate) fn prepare() -> Parking {
+    match g::current() {
+        Some(g) if !panicking() => {
+            let (gen, _) = g::unpack(g.state.load(Ordering::Relaxed));
+            // `execute` parks the goroutine under the next generation.
+            Parking {
+                waiter: Waiter::G { g, gen: gen + 1 },
+            }
+        }
+        _ => {
+            let parker = thread_parker();
+            let gen = parker.prepare();
+            Parking {
+                waiter: Waiter::Thread { parker, gen },
+            }
+        }
+    }
+}
+
+impl Parking {
+    /// The waiter this park will wait as.
+    pub(crate) fn waiter(&self) -> &Waiter {
+        &self.waiter
+    }
+
+    /// Parks until the waiter is woken or `deadline` passes (for a
+    /// goroutine, a timer that claims the waiter, so the deadline and a
+    /// waker never both win; the caller tells which from its own state: a
+    /// waker records its hand-off before it wakes). `after` runs once the caller is switched out (a
+    /// goroutine) or just before it sleeps (a thread): it releases whatever
+    /// kept wakers away from the registered waiter. If the goroutine's
+    /// runtime is cancelling it, it parks anyway and is readied at once,
+    /// so `after` always runs before the cancellation unwinds it.
+    pub(crate) fn park<F: FnOnce()>(self, reason: WaitReason, deadline: Option<Instant>, after: F) {
+        match self.waiter {
+            Waiter::G { g, gen } => {
+                let sched = g.sched();
+                park_goroutine(
+                    g,
+                    reason,
+                    move |w| {
+                        debug_assert!(matches!(w, Waiter::G { gen: g2, .. } if g2 == gen));
+                        after();
+                        if let Some(at) = deadline {
+                            super::timers::add_wake(sched, super::timers::nanos(at), w);
+                        }
+                        true
+                    },
+                    false,
+                )
+            }
+            Waiter::Thread { parker, gen } => {
+                after();
+                parker.wait(gen, deadline);
+            }
+        }
+    }
+}
+
+fn park_goroutine<F: FnOnce(Waiter) -> bool>(
+    g: GRef,
+    reason: WaitReason,
+    after: F,
+    check_first: bool,
+) {
     /// Moves the closure onto the M's stack and runs it there.
     ///
     /// # Safety
@@ -97,7 +225,9 @@ fn park_goroutine<F: FnOnce(Waiter) -> bool>(g: GRef, reason: WaitReason, after:
         let f = unsafe { std::ptr::read(data.cast::<F>()) };
         f(w)
     }
-    check_cancel(g);
+    if check_first {
+        check_cancel(g);
+    }
     let mut after = ManuallyDrop::new(after);
     g.after.set(Some(g::AfterFn {
         data: (&mut *after as *mut F).cast(),
@@ -124,7 +254,7 @@ pub(crate) fn suspend(g: GRef, why: Switch) {
 /// unwinding: a second panic would abort).
 #[inline]
 fn check_cancel(g: GRef) {
-    if g.cancelled() && !std::thread::panicking() {
+    if g.cancelled() && !panicking() {
         std::panic::resume_unwind(Box::new(Cancelled));
     }
 }
@@ -140,47 +270,70 @@ pub(crate) fn yield_now() {
     }
 }
 
+/// `std::thread::panicking`, never inlined (a thread-local read around a
+/// park: see `g::current`).
+#[inline(never)]
+fn panicking() -> bool {
+    std::thread::panicking()
+}
+
+/// The calling thread's parker. Never inlined: see `g::current`.
+#[inline(never)]
+fn thread_parker() -> Arc<ThreadParker> {
+    THREAD_PARKER.with(|p| p.clone())
+}
+
 thread_local! {
     static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::default());
 }
 
 /// A plain thread's side of [`Waiter`]: a futex word packing the park
-/// generation (high bits) with a woken flag (bit 0).
+/// generation (bits 2..) with WAITING (0), CLAIMED (1) or WOKEN (2).
 #[derive(Debug, Default)]
 pub(crate) struct ThreadParker {
     state: AtomicU32,
 }
 
+const T_CLAIMED: u32 = 1;
+const T_WOKEN: u32 = 2;
+
 impl ThreadParker {
     /// Starts a new park; only the owning thread calls this.
     fn prepare(&self) -> u32 {
-        let gen = (self.state.load(Ordering::Relaxed) >> 1).wrapping_add(1) & (u32::MAX >> 1);
-        self.state.store(gen << 1, Ordering::SeqCst);
+        let gen = (self.state.load(Ordering::Relaxed) >> 2).wrapping_add(1) & (u32::MAX >> 2);
+        self.state.store(gen << 2, Ordering::SeqCst);
         gen
     }
 
     /// Sleeps until woken for `gen`, or until `deadline`; true if woken.
     fn wait(&self, gen: u32, deadline: Option<Instant>) -> bool {
-        let woken = (gen << 1) | 1;
+        let waiting = gen << 2;
         loop {
             let s = self.state.load(Ordering::Acquire);
-            if s == woken {
+            if s == waiting | T_WOKEN {
                 return true;
             }
             let timeout = match deadline {
+                // Claimed: the claimer is about to wake us; wait for it.
+                Some(_) if s != waiting => None,
                 Some(at) => match at.checked_duration_since(Instant::now()) {
                     Some(d) if !d.is_zero() => Some(d),
                     _ => {
-                        // Time is up: retract the park so a late wake is stale.
-                        return self
+                        // Time is up: claim ourselves so a late waker's
+                        // claim fails; if one got there first, it wakes us.
+                        if self
                             .state
                             .compare_exchange(
-                                s,
-                                s.wrapping_add(2),
+                                waiting,
+                                waiting | T_CLAIMED,
                                 Ordering::AcqRel,
                                 Ordering::Acquire,
                             )
-                            .is_err();
+                            .is_ok()
+                        {
+                            return false;
+                        }
+                        continue;
                     }
                 },
                 None => None,
@@ -189,11 +342,31 @@ impl ThreadParker {
         }
     }
 
+    fn claim(&self, gen: u32) -> bool {
+        self.state
+            .compare_exchange(
+                gen << 2,
+                (gen << 2) | T_CLAIMED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    fn wake_claimed(&self, gen: u32) {
+        self.state.store((gen << 2) | T_WOKEN, Ordering::Release);
+        futex::wake(&self.state, 1);
+    }
+
     fn wake(&self, gen: u32) -> bool {
-        let waiting = gen << 1;
         if self
             .state
-            .compare_exchange(waiting, waiting | 1, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                gen << 2,
+                (gen << 2) | T_WOKEN,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_ok()
         {
             futex::wake(&self.state, 1);

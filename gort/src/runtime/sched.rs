@@ -19,7 +19,7 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use super::g::{self, pack, unpack, GRef, RUNNABLE, WAITING};
+use super::g::{self, pack, unpack, GRef, CLAIMED, RUNNABLE, WAITING};
 use super::group::{self, Counts, Groups};
 use super::lock::Lock;
 use super::m::{self, MShared};
@@ -664,6 +664,33 @@ pub(crate) fn ready(g: GRef, gen: u64, next: bool) -> bool {
     {
         return false;
     }
+    enqueue(g, next);
+    true
+}
+
+/// Claims a parked goroutine for a waker (WAITING -> CLAIMED under the
+/// park's generation): from here on nothing else can ready it (a stale
+/// waiter, a timer, a cancellation), so the claimer may write into the
+/// goroutine's parked frame before [`ready_claimed`].
+pub(crate) fn claim(g: GRef, gen: u64) -> bool {
+    g.state
+        .compare_exchange(
+            pack(gen, WAITING),
+            pack(gen, CLAIMED),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+/// Readies a goroutine this caller claimed (see [`claim`]).
+pub(crate) fn ready_claimed(g: GRef, gen: u64, next: bool) {
+    debug_assert_eq!(g.state.load(Ordering::Relaxed), pack(gen, CLAIMED));
+    g.state.store(pack(gen, RUNNABLE), Ordering::Release);
+    enqueue(g, next);
+}
+
+fn enqueue(g: GRef, next: bool) {
     let sched = g.sched();
     match m::current_p(sched) {
         Some(p) => {
@@ -674,5 +701,4 @@ pub(crate) fn ready(g: GRef, gen: u64, next: bool) -> bool {
         None => sched.global_put(g),
     }
     sched.wakep();
-    true
 }

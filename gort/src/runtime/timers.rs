@@ -1,6 +1,14 @@
-//! Per-P timer heaps (Go's runtime/time.go, reduced to what sleeping needs).
+//! Per-P timer heaps (Go's runtime/time.go).
 //!
-//! A goroutine that sleeps parks with a timer on its P's heap. Each M checks
+//! A timer is an entry `(when, fire)` on one P's heap, where `fire` either
+//! wakes a parked [`Waiter`] (a sleep, or the deadline of a timed wait) or
+//! runs a [`TimerTask`] (`time::Timer`, `Ticker`, context deadlines).
+//! Entries are deleted lazily, as Go's zombies: an entry whose park ended
+//! (its waiter is stale) or whose task was stopped or reset (its sequence
+//! number is old) stays in the heap until it is due or until a sweep; a
+//! heap sweeps itself whenever it has doubled since its last sweep, so
+//! dead entries never outnumber live ones by much and `add` stays O(log n)
+//! amortised. A goroutine that sleeps parks with a timer on its P's heap. Each M checks
 //! its own P's heap at every scheduling round when any timer exists, runs
 //! other Ps' due timers when the runtime-wide hint says one is due (so a
 //! timer is not late because its P is busy), and an M with nothing to do
@@ -10,11 +18,12 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::lock::Lock;
 use super::park::Waiter;
+use super::sched::Sched;
 
 /// Nanoseconds on the runtime's monotonic clock.
 pub(crate) fn nanos(at: Instant) -> u64 {
@@ -28,10 +37,42 @@ pub(crate) fn now() -> u64 {
     nanos(Instant::now())
 }
 
+/// A timer that runs code when due (rather than waking a waiter).
+pub(crate) trait TimerTask: Send + Sync {
+    /// Called once per due entry, outside every heap lock, with the entry's
+    /// sequence number; the task ignores sequences it has moved past.
+    fn fire(self: Arc<Self>, seq: u64);
+    /// Whether an entry with this sequence number is dead (stopped or reset
+    /// since it was added), so a sweep may drop it.
+    fn is_stale(&self, seq: u64) -> bool;
+}
+
+enum Fire {
+    Wake(Waiter),
+    Task(Arc<dyn TimerTask>, u64),
+}
+
+impl Fire {
+    fn is_stale(&self) -> bool {
+        match self {
+            Fire::Wake(w) => w.is_stale(),
+            Fire::Task(t, seq) => t.is_stale(*seq),
+        }
+    }
+    fn run(self) {
+        match self {
+            Fire::Wake(w) => {
+                w.wake_fifo();
+            }
+            Fire::Task(t, seq) => t.fire(seq),
+        }
+    }
+}
+
 struct Entry {
     when: u64,
     seq: u64,
-    waiter: Waiter,
+    fire: Fire,
 }
 
 impl PartialEq for Entry {
@@ -52,10 +93,23 @@ impl Ord for Entry {
     }
 }
 
-#[derive(Default)]
 struct Heap {
     entries: BinaryHeap<Entry>,
     seq: u64,
+    /// Sweep dead entries when the heap reaches this size.
+    sweep_at: usize,
+}
+
+const MIN_SWEEP: usize = 256;
+
+impl Default for Heap {
+    fn default() -> Self {
+        Heap {
+            entries: BinaryHeap::new(),
+            seq: 0,
+            sweep_at: MIN_SWEEP,
+        }
+    }
 }
 
 /// One P's timers.
@@ -66,11 +120,15 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub(crate) fn add(&self, when: u64, waiter: Waiter) {
+    fn push(&self, when: u64, fire: Fire) {
         let mut h = self.heap.lock();
         h.seq += 1;
         let seq = h.seq;
-        h.entries.push(Entry { when, seq, waiter });
+        h.entries.push(Entry { when, seq, fire });
+        if h.entries.len() >= h.sweep_at {
+            h.entries.retain(|e| !e.fire.is_stale());
+            h.sweep_at = (h.entries.len() * 2).max(MIN_SWEEP);
+        }
         self.len.store(h.entries.len(), Ordering::Release);
     }
 
@@ -88,14 +146,14 @@ impl Timers {
         let next = {
             let mut h = self.heap.lock();
             while h.entries.peek().is_some_and(|e| e.when <= now) {
-                due.push(h.entries.pop().expect("peeked").waiter);
+                due.push(h.entries.pop().expect("peeked").fire);
             }
             self.len.store(h.entries.len(), Ordering::Release);
             h.entries.peek().map(|e| e.when)
         };
         let n = due.len();
-        for w in due {
-            w.wake_fifo();
+        for f in due {
+            f.run();
         }
         (n, next)
     }
@@ -139,6 +197,26 @@ impl Hint {
     }
 }
 
+/// Adds a timer that wakes `w` at `when` to the current P's heap (the
+/// first P's when the caller runs on none of `sched`'s threads).
+pub(crate) fn add_wake(sched: &Sched, when: u64, w: Waiter) {
+    heap_for(sched).push(when, Fire::Wake(w));
+    sched.timer_added(when);
+}
+
+/// Adds a timer that fires `task` with `seq` at `when` (see `add_wake`).
+pub(crate) fn add_task(sched: &Sched, when: u64, task: Arc<dyn TimerTask>, seq: u64) {
+    heap_for(sched).push(when, Fire::Task(task, seq));
+    sched.timer_added(when);
+}
+
+fn heap_for(sched: &Sched) -> &Timers {
+    match super::m::current_p(sched) {
+        Some(p) => &p.timers,
+        None => &sched.p(0).timers,
+    }
+}
+
 /// Parks the caller until `at` (`None`: forever, until cancelled). A plain
 /// thread sleeps instead.
 pub(crate) fn park_until(at: Option<Instant>) {
@@ -155,16 +233,10 @@ pub(crate) fn park_until(at: Option<Instant>) {
     let when = at.map_or(u64::MAX - 1, nanos);
     loop {
         super::park::park(super::g::WaitReason::Sleep, |w| {
-            if when == u64::MAX - 1 {
-                // Forever: nothing will wake this waiter but cancellation.
-                drop(w);
-                return true;
+            if when != u64::MAX - 1 {
+                add_wake(sched, when, w);
             }
-            match super::m::current_p(sched) {
-                Some(p) => p.timers.add(when, w),
-                None => return false,
-            }
-            sched.timer_added(when);
+            // Forever: nothing will wake this waiter but cancellation.
             true
         });
         if now() >= when {

@@ -1,13 +1,56 @@
-//! Time: sleeping without blocking a thread.
+//! Time: sleeping and timers without blocking a thread.
 //!
 //! A sleeping goroutine parks with a timer on its P's heap (see
 //! `runtime/timers.rs`); its thread runs other goroutines meanwhile, and no
-//! thread is dedicated to a sleeper. Called from a plain thread, these
-//! block the thread as `std::thread::sleep` does.
+//! thread is dedicated to a sleeper. Called from a plain thread, `sleep`
+//! blocks the thread as `std::thread::sleep` does. [`Timer`], [`Ticker`],
+//! [`after`] and [`tick`] deliver on channels (`timer.rs`), usable in
+//! `select!`.
+
+mod timer;
 
 use std::time::{Duration, Instant};
 
+use crate::chan::Receiver;
 use crate::runtime::timers;
+
+pub(crate) use timer::{after_func, FuncTimer};
+pub use timer::{Ticker, Timer};
+
+/// A channel that receives the current time once, after `d` (Go's
+/// `time.After`); handy as a `select!` timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use gort::chan;
+/// gort::run(|| {
+///     let (_tx, rx) = chan::bounded::<u32>(0);
+///     let timeout = gort::time::after(Duration::from_millis(2));
+///     let r = gort::select! {
+///         recv(rx) -> _ => "value",
+///         recv(timeout) -> _ => "timeout",
+///     };
+///     assert_eq!(r, "timeout");
+/// });
+/// ```
+pub fn after(d: Duration) -> Receiver<Instant> {
+    timer::after(d)
+}
+
+/// A channel that receives the time every `d` until it is dropped (Go's
+/// `time.Tick`); a slow receiver loses ticks. A zero `d` gives a channel
+/// that never receives (Go returns nil).
+///
+/// ```
+/// use std::time::Duration;
+/// let ticks = gort::time::tick(Duration::from_millis(1));
+/// let a = ticks.recv().unwrap();
+/// let b = ticks.recv().unwrap();
+/// assert!(b > a);
+/// ```
+pub fn tick(d: Duration) -> Receiver<Instant> {
+    timer::tick(d)
+}
 
 /// Pauses the current goroutine for at least `d`.
 ///

@@ -1,0 +1,390 @@
+//! Select: wait on several channel operations, run exactly one (Go's
+//! `selectgo`). Every blocking channel operation is a select of one case.
+//!
+//! 1. Poll the cases in a random order (uniform choice among the ready
+//!    ones, Go's rule); run the first that can proceed.
+//! 2. With `default`, stop there; with a deadline that has passed, too.
+//! 3. Otherwise lock the wait queues of every channel involved (in address
+//!    order, once each), register one entry per case, all sharing one
+//!    waiter and one `Cx`, and re-check every case under the locks. If one
+//!    became ready, unregister and go back to 1. Else park; the park's
+//!    `after` step releases the locks once the caller can be claimed (Go's
+//!    `selparkcommit`).
+//! 4. The counterpart that claims the waiter moves the value and records
+//!    the case in the `Cx` (`waker.rs`); a close, a buffered channel's
+//!    "space/data appeared", or a dynamic `Select`'s readiness wake records
+//!    the case without moving anything. On waking, remove the leftover
+//!    entries; if the value moved, that case is done; else poll again,
+//!    that case first (it was offered first, and a buffered value must not
+//!    be stranded while another parked receiver sleeps).
+//!
+//! A goroutine cancelled while parked here unwinds through [`Leftovers`],
+//! which unregisters its entries before its frame goes away.
+
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+use super::error::{RecvError, SelectTimeoutError, SendError, TrySelectError};
+use super::waker::{self, Cx, Entry, WaitLock, Waiters};
+use super::{Receiver, Sender};
+use crate::runtime::g::WaitReason;
+use crate::runtime::{park, rand};
+
+/// Outcome of one poll of a case.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Attempt {
+    /// The operation ran (or, readiness only, could run).
+    Done,
+    /// The channel is closed (for a receive: closed and drained).
+    Closed,
+    /// It would block.
+    NotReady,
+}
+
+/// A channel as select sees it (type-erased over `T`). A slot is a
+/// `*mut Option<T>`: `Some(value)` to send, `None` to receive into; null
+/// asks only whether the operation could proceed.
+pub(crate) trait Handle: Sync {
+    /// The channel's wait queues (`None` for `never()`, which never wakes).
+    fn wait_lock(&self) -> Option<&WaitLock>;
+    fn try_send(&self, slot: *mut ()) -> Attempt;
+    fn try_recv(&self, slot: *mut ()) -> Attempt;
+    /// Under the wait lock: could the operation proceed now?
+    fn ready(&self, w: &Waiters, send: bool, me: *const Cx) -> bool;
+    /// Whether the slot holds a value.
+    fn slot_full(&self, slot: *mut ()) -> bool;
+}
+
+/// One case of a select.
+pub struct Case<'a> {
+    pub(crate) handle: &'a dyn Handle,
+    pub(crate) send: bool,
+    pub(crate) slot: *mut (),
+}
+
+impl Case<'_> {
+    fn attempt(&self) -> Attempt {
+        if self.send {
+            self.handle.try_send(self.slot)
+        } else {
+            self.handle.try_recv(self.slot)
+        }
+    }
+
+    /// After a wake for this case: did the value move?
+    fn transferred(&self) -> bool {
+        !self.slot.is_null() && (self.handle.slot_full(self.slot) != self.send)
+    }
+}
+
+/// How long a select may wait.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// Until a case is ready.
+    Forever,
+    /// Not at all (`default`).
+    Never,
+    /// Until this instant.
+    Until(Instant),
+}
+
+impl Wait {
+    pub(crate) fn timeout(d: Duration) -> Wait {
+        match Instant::now().checked_add(d) {
+            Some(at) => Wait::Until(at),
+            None => Wait::Forever,
+        }
+    }
+}
+
+type Locks<'a> = SmallVec<[&'a WaitLock; 4]>;
+
+/// Removes a select's entries from its channels' queues on every way out
+/// of a park (a normal wake, a deadline, a cancellation unwinding).
+struct Leftovers<'l, 'a> {
+    locks: &'l Locks<'a>,
+    cx: *const Cx,
+    armed: bool,
+}
+
+impl Drop for Leftovers<'_, '_> {
+    fn drop(&mut self) {
+        if self.armed {
+            for wl in self.locks.iter() {
+                let mut w = wl.lock();
+                w.senders.remove(self.cx);
+                w.receivers.remove(self.cx);
+            }
+        }
+    }
+}
+
+/// Runs a select over `cases`; returns the case that ran and whether its
+/// channel was closed, or `None` when `wait` ran out first.
+pub(crate) fn run(cases: &[Case<'_>], wait: Wait, reason: WaitReason) -> Option<(usize, bool)> {
+    let n = cases.len();
+    let mut first: Option<usize> = None;
+    loop {
+        // 1. Poll.
+        if let Some(i) = first.take() {
+            match cases[i].attempt() {
+                Attempt::Done => return Some((i, false)),
+                Attempt::Closed => return Some((i, true)),
+                Attempt::NotReady => {}
+            }
+        }
+        let mut order: SmallVec<[usize; 8]> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rand::below(i + 1));
+        }
+        for &i in &order {
+            match cases[i].attempt() {
+                Attempt::Done => return Some((i, false)),
+                Attempt::Closed => return Some((i, true)),
+                Attempt::NotReady => {}
+            }
+        }
+        // 2. Give up?
+        let deadline = match wait {
+            Wait::Never => return None,
+            Wait::Until(at) if Instant::now() >= at => return None,
+            Wait::Until(at) => Some(at),
+            Wait::Forever => None,
+        };
+        // 3. Register and park.
+        let mut locks: Locks<'_> = cases.iter().filter_map(|c| c.handle.wait_lock()).collect();
+        locks.sort_by_key(|l| *l as *const WaitLock);
+        locks.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        let parking = park::prepare();
+        let cx = Cx::new();
+        let me: *const Cx = &cx;
+        let mut guards: SmallVec<[waker::WaitGuard<'_>; 4]> =
+            locks.iter().map(|l| l.lock()).collect();
+        let guard_of = |wl: &WaitLock| {
+            locks
+                .iter()
+                .position(|l| std::ptr::eq(*l, wl))
+                .expect("every case's lock is held")
+        };
+        for (i, c) in cases.iter().enumerate() {
+            if let Some(wl) = c.handle.wait_lock() {
+                let g = &mut guards[guard_of(wl)];
+                let e = Entry {
+                    waiter: parking.waiter().clone(),
+                    cx: me,
+                    case: i,
+                    slot: c.slot,
+                };
+                if c.send {
+                    g.senders.push(e);
+                } else {
+                    g.receivers.push(e);
+                }
+            }
+        }
+        for g in guards.iter() {
+            g.publish();
+        }
+        let ready = cases.iter().any(|c| {
+            c.handle
+                .wait_lock()
+                .is_some_and(|wl| c.handle.ready(&guards[guard_of(wl)], c.send, me))
+        });
+        if ready {
+            for g in guards.iter_mut() {
+                g.senders.remove(me);
+                g.receivers.remove(me);
+            }
+            drop(guards);
+            continue;
+        }
+        let mut leftovers = Leftovers {
+            locks: &locks,
+            cx: me,
+            armed: true,
+        };
+        parking.park(reason, deadline, move || drop(guards));
+        // 4. Woken.
+        let sel = cx.selected();
+        if sel == waker::NONE {
+            drop(leftovers);
+            match wait {
+                Wait::Until(at) if Instant::now() >= at => return None,
+                _ => continue,
+            }
+        }
+        // The chosen entry left its queue with the claim: a lone case has
+        // nothing left to remove.
+        leftovers.armed = n > 1;
+        drop(leftovers);
+        if cases[sel].transferred() {
+            return Some((sel, false));
+        }
+        if cases[sel].slot.is_null() {
+            // Readiness only: report the case; the caller completes it.
+            return Some((sel, false));
+        }
+        first = Some(sel);
+    }
+}
+
+/// Waits on a number of channel operations known only at run time
+/// (crossbeam-channel's `Select`): register cases with [`send`](Self::send)
+/// and [`recv`](Self::recv), then [`select`](Self::select) blocks until one
+/// of them can proceed and returns it; complete it with
+/// [`SelectedOperation::send`] or [`SelectedOperation::recv`].
+///
+/// Unlike `select!`, which moves the value inside the select, a dynamic
+/// select reports readiness; completing the operation can still block
+/// briefly if another goroutine took the chance first.
+///
+/// ```
+/// use gort::chan::{bounded, Select};
+/// gort::run(|| {
+///     let (tx1, rx1) = bounded::<i32>(1);
+///     let (_tx2, rx2) = bounded::<i32>(1);
+///     tx1.send(10).unwrap();
+///     let mut sel = Select::new();
+///     let a = sel.recv(&rx1);
+///     let _b = sel.recv(&rx2);
+///     let oper = sel.select();
+///     assert_eq!(oper.index(), a);
+///     assert_eq!(oper.recv(&rx1), Ok(10));
+/// });
+/// ```
+#[derive(Default)]
+pub struct Select<'a> {
+    cases: Vec<(&'a dyn Handle, bool, *const ())>,
+}
+
+// SAFETY: the raw pointer is only an identity used for comparisons; the
+// handles are `Sync`.
+unsafe impl Send for Select<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Select<'_> {}
+
+impl<'a> Select<'a> {
+    /// An empty select.
+    pub fn new() -> Select<'a> {
+        Select { cases: Vec::new() }
+    }
+
+    /// Adds a send case; returns its index.
+    pub fn send<T: Send>(&mut self, tx: &'a Sender<T>) -> usize {
+        let h = tx.handle();
+        self.cases.push((h, true, tx.identity()));
+        self.cases.len() - 1
+    }
+
+    /// Adds a receive case; returns its index.
+    pub fn recv<T: Send>(&mut self, rx: &'a Receiver<T>) -> usize {
+        let h = rx.handle();
+        self.cases.push((h, false, rx.identity()));
+        self.cases.len() - 1
+    }
+
+    fn run(&self, wait: Wait) -> Option<SelectedOperation<'a>> {
+        let cases: SmallVec<[Case<'_>; 8]> = self
+            .cases
+            .iter()
+            .map(|&(handle, send, _)| Case {
+                handle,
+                send,
+                slot: std::ptr::null_mut(),
+            })
+            .collect();
+        let reason = if cases.is_empty() {
+            WaitReason::SelectNoCases
+        } else {
+            WaitReason::Select
+        };
+        run(&cases, wait, reason).map(|(index, _)| SelectedOperation {
+            index,
+            identity: self.cases[index].2,
+            send: self.cases[index].1,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Blocks until one case can proceed. With no cases, blocks forever
+    /// (Go's `select {}`).
+    pub fn select(&mut self) -> SelectedOperation<'a> {
+        self.run(Wait::Forever)
+            .expect("a select without deadline returns a case")
+    }
+
+    /// Returns a case that can proceed now, if any.
+    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
+        self.run(Wait::Never).ok_or(TrySelectError)
+    }
+
+    /// As [`select`](Self::select), giving up after `timeout`.
+    pub fn select_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.run(Wait::timeout(timeout)).ok_or(SelectTimeoutError)
+    }
+
+    /// As [`select`](Self::select), giving up at `deadline`.
+    pub fn select_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.run(Wait::Until(deadline)).ok_or(SelectTimeoutError)
+    }
+}
+
+impl std::fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Select")
+            .field("cases", &self.cases.len())
+            .finish()
+    }
+}
+
+/// The case a [`Select`] chose; complete it with [`send`](Self::send) or
+/// [`recv`](Self::recv) on the same channel.
+#[must_use = "a selected operation should be completed"]
+#[derive(Debug)]
+pub struct SelectedOperation<'a> {
+    index: usize,
+    identity: *const (),
+    send: bool,
+    _marker: PhantomData<&'a ()>,
+}
+
+impl SelectedOperation<'_> {
+    /// The chosen case's index (as returned when it was added).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Completes a chosen send case.
+    ///
+    /// # Panics
+    /// If `tx` is not the channel of the chosen case, or the case was a
+    /// receive.
+    pub fn send<T: Send>(self, tx: &Sender<T>, v: T) -> Result<(), SendError<T>> {
+        assert!(
+            self.send && tx.identity() == self.identity,
+            "SelectedOperation::send: not the selected send case's channel"
+        );
+        tx.send(v)
+    }
+
+    /// Completes a chosen receive case.
+    ///
+    /// # Panics
+    /// If `rx` is not the channel of the chosen case, or the case was a
+    /// send.
+    pub fn recv<T: Send>(self, rx: &Receiver<T>) -> Result<T, RecvError> {
+        assert!(
+            !self.send && rx.identity() == self.identity,
+            "SelectedOperation::recv: not the selected receive case's channel"
+        );
+        rx.recv()
+    }
+}
