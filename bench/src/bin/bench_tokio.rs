@@ -17,19 +17,52 @@
 //!   `notify_waiters` releases all and a second latch waits for them.
 //! - `spawn_tree`: every node of a depth-`n` tree spawns its two children
 //!   (boxed recursive futures) and awaits them; leaves return 1.
+//!
+//! Channels are `tokio::sync::mpsc`'s, locks `tokio::sync`'s, sleeps
+//! `tokio::time`'s; every workload runs as tasks on the multi-thread runtime
+//! (the measuring one a spawned task, as in `spawn_join_inside`):
+//!
+//! - `chan_pingpong`: one task sends `i` on one `mpsc::channel(1)`, a second
+//!   task echoes it back on another; ns per round trip. Tokio has no
+//!   unbuffered (rendezvous) channel: capacity 1 is the closest.
+//! - `chan_buffered_1x1` / `chan_unbuffered_1x1`: one producer task sends
+//!   `0..n` through one `mpsc::channel(1024)` / `mpsc::channel(1)` to the
+//!   measuring task; M msgs/s resp. ns per message.
+//! - `chan_buffered_4x4`: 4 producer tasks send `n/4` each into one
+//!   `mpsc::channel(1024)`; mpsc has a single receiver, so the 4 consumer
+//!   tasks share it behind an `Arc<tokio::sync::Mutex<Receiver>>`, each
+//!   locking it for every `recv` (no MPMC channel in tokio itself).
+//! - `select2` / `select4`: 2 / 4 producer tasks each feed their own
+//!   `mpsc::channel(64)` with `n/k` values; the measuring task receives all
+//!   `n` through `tokio::select!` (random branch order, its default) over
+//!   the 2 / 4 receivers.
+//! - `mutex_contended` / `mutex_uncontended`: 4 tasks / 1 task each
+//!   `lock().await` a shared `tokio::sync::Mutex<u64>` and increment it `n`
+//!   times.
+//! - `rwlock_read_mostly`: 4 tasks each do `n` operations on a shared
+//!   `tokio::sync::RwLock<u64>`, every 100th a write, the rest reads.
+//! - `timers`: `n` tasks each `tokio::time::sleep` for their
+//!   `timer_delay(i)` (Tokio's timer wheel has 1 ms resolution) and record
+//!   how late they woke.
+//! - `ctx_cancel_fanout`: `n` tasks each await `cancelled()` on a clone of
+//!   one `tokio_util::sync::CancellationToken`; time from `cancel()` until
+//!   every task has counted down a latch.
 
 use std::future::Future;
+use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gort_bench::{
-    main_with, ns_per, parked_metrics, rss_bytes, tree_metrics, tree_warmup_depth, unsupported,
-    Metric,
+    lateness_ns, main_with, mmsgs_per_s, ns_per, parked_metrics, rss_bytes, rw_is_write, rw_writes,
+    sum_below, timer_delay, timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric,
+    BUFFERED_CAP, CONTENDERS, SELECT_CAP,
 };
 use tokio::runtime::Runtime;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Mutex, Notify, RwLock};
+use tokio_util::sync::CancellationToken;
 
 fn main() {
     main_with("tokio", |a| {
@@ -54,9 +87,300 @@ fn main() {
                 }
                 Ok(tree_metrics(n, d))
             }),
+            "chan_pingpong" => on_worker(warm_timed(n, pingpong, |d, n| {
+                vec![("ns_per_op", ns_per(d, n))]
+            })),
+            "chan_buffered_1x1" => on_worker(warm_timed(
+                n,
+                |k| one_to_one(k, BUFFERED_CAP),
+                |d, n| vec![("mmsgs_per_s", mmsgs_per_s(d, n))],
+            )),
+            "chan_unbuffered_1x1" => on_worker(warm_timed(
+                n,
+                |k| one_to_one(k, 1),
+                |d, n| vec![("ns_per_op", ns_per(d, n))],
+            )),
+            "chan_buffered_4x4" => on_worker(warm_timed(
+                n / CONTENDERS * CONTENDERS,
+                four_by_four,
+                |d, n| vec![("mmsgs_per_s", mmsgs_per_s(d, n))],
+            )),
+            "select2" => on_worker(warm_timed(n / 2 * 2, select2, |d, n| {
+                vec![("ns_per_op", ns_per(d, n))]
+            })),
+            "select4" => on_worker(warm_timed(n / 4 * 4, select4, |d, n| {
+                vec![("ns_per_op", ns_per(d, n))]
+            })),
+            "mutex_contended" => on_worker(warm_timed(
+                n,
+                |k| mutex_rounds(k, CONTENDERS),
+                |d, n| vec![("ns_per_op", ns_per(d, n * CONTENDERS))],
+            )),
+            "mutex_uncontended" => on_worker(warm_timed(
+                n,
+                |k| mutex_rounds(k, 1),
+                |d, n| vec![("ns_per_op", ns_per(d, n))],
+            )),
+            "rwlock_read_mostly" => on_worker(warm_timed(n, rwlock_read_mostly, |d, n| {
+                vec![("ns_per_op", ns_per(d, n * CONTENDERS))]
+            })),
+            "timers" => on_worker_with_time(timers(n)),
+            "ctx_cancel_fanout" => on_worker(cancel_fanout(n)),
             w => unsupported(w),
         }
     });
+}
+
+/// One untimed round of `n / 10`, then one timed round of `n`; `metrics`
+/// turns the timed round's duration and `n` into the metrics.
+async fn warm_timed<R, F>(
+    n: usize,
+    round: R,
+    metrics: impl FnOnce(Duration, usize) -> Vec<Metric>,
+) -> Result<Vec<Metric>, String>
+where
+    R: Fn(usize) -> F,
+    F: Future<Output = ()>,
+{
+    round((n / 10).max(1)).await;
+    let t = Instant::now();
+    round(n).await;
+    Ok(metrics(t.elapsed(), n))
+}
+
+async fn pingpong(k: usize) {
+    let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+    let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+    let echo = tokio::spawn(async move {
+        for _ in 0..k {
+            let v = ping_rx.recv().await.expect("ping channel closed");
+            pong_tx.send(v).await.expect("pong channel closed");
+        }
+    });
+    for i in 0..k as u64 {
+        ping_tx.send(i).await.expect("ping channel closed");
+        let v = pong_rx.recv().await.expect("pong channel closed");
+        assert_eq!(v, i);
+    }
+    echo.await.expect("echo task failed");
+}
+
+async fn one_to_one(k: usize, cap: usize) {
+    let (tx, mut rx) = mpsc::channel::<u64>(cap);
+    let producer = tokio::spawn(async move {
+        for i in 0..k as u64 {
+            tx.send(i).await.expect("receiver gone");
+        }
+    });
+    let mut sum = 0u64;
+    for _ in 0..k {
+        sum += rx.recv().await.expect("sender gone");
+    }
+    producer.await.expect("producer failed");
+    assert_eq!(sum, sum_below(k));
+}
+
+async fn four_by_four(k: usize) {
+    let per = k / CONTENDERS;
+    let (tx, rx) = mpsc::channel::<u64>(BUFFERED_CAP);
+    let rx = Arc::new(Mutex::new(rx));
+    let producers: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..per as u64 {
+                    tx.send(i).await.expect("receiver gone");
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let consumers: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let (mut count, mut sum) = (0usize, 0u64);
+                loop {
+                    let v = rx.lock().await.recv().await;
+                    match v {
+                        Some(v) => {
+                            count += 1;
+                            sum += v;
+                        }
+                        None => return (count, sum),
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.expect("producer failed");
+    }
+    let (mut count, mut sum) = (0, 0);
+    for c in consumers {
+        let (c, s) = c.await.expect("consumer failed");
+        count += c;
+        sum += s;
+    }
+    assert_eq!(count, per * CONTENDERS);
+    assert_eq!(sum, sum_below(per) * CONTENDERS as u64);
+}
+
+/// `k` channels of capacity `SELECT_CAP`, each fed `per` values by its own
+/// task; the senders are returned too so the channels stay open while the
+/// consumer selects.
+#[allow(clippy::type_complexity)]
+fn select_producers(
+    k: usize,
+    per: usize,
+) -> (
+    Vec<mpsc::Receiver<u64>>,
+    Vec<mpsc::Sender<u64>>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let mut rxs = Vec::new();
+    let mut keep = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..k {
+        let (tx, rx) = mpsc::channel::<u64>(SELECT_CAP);
+        keep.push(tx.clone());
+        rxs.push(rx);
+        handles.push(tokio::spawn(async move {
+            for i in 0..per as u64 {
+                tx.send(i).await.expect("consumer gone");
+            }
+        }));
+    }
+    (rxs, keep, handles)
+}
+
+async fn select2(k: usize) {
+    let per = k / 2;
+    let (mut rxs, keep, handles) = select_producers(2, per);
+    let [r0, r1] = &mut rxs[..] else {
+        unreachable!()
+    };
+    let mut sum = 0u64;
+    for _ in 0..per * 2 {
+        tokio::select! {
+            v = r0.recv() => sum += v.expect("closed"),
+            v = r1.recv() => sum += v.expect("closed"),
+        }
+    }
+    for h in handles {
+        h.await.expect("producer failed");
+    }
+    drop(keep);
+    assert_eq!(sum, sum_below(per) * 2);
+}
+
+async fn select4(k: usize) {
+    let per = k / 4;
+    let (mut rxs, keep, handles) = select_producers(4, per);
+    let [r0, r1, r2, r3] = &mut rxs[..] else {
+        unreachable!()
+    };
+    let mut sum = 0u64;
+    for _ in 0..per * 4 {
+        tokio::select! {
+            v = r0.recv() => sum += v.expect("closed"),
+            v = r1.recv() => sum += v.expect("closed"),
+            v = r2.recv() => sum += v.expect("closed"),
+            v = r3.recv() => sum += v.expect("closed"),
+        }
+    }
+    for h in handles {
+        h.await.expect("producer failed");
+    }
+    drop(keep);
+    assert_eq!(sum, sum_below(per) * 4);
+}
+
+/// `tasks` tasks each lock and increment one shared mutex `k` times (one
+/// task: the measuring task itself).
+async fn mutex_rounds(k: usize, tasks: usize) {
+    let m = Arc::new(Mutex::new(0u64));
+    let run = |m: Arc<Mutex<u64>>| async move {
+        for _ in 0..k {
+            *m.lock().await += 1;
+        }
+    };
+    if tasks == 1 {
+        run(m.clone()).await;
+    } else {
+        let hs: Vec<_> = (0..tasks).map(|_| tokio::spawn(run(m.clone()))).collect();
+        for h in hs {
+            h.await.expect("locker failed");
+        }
+    }
+    assert_eq!(*m.lock().await, (k * tasks) as u64);
+}
+
+async fn rwlock_read_mostly(k: usize) {
+    let l = Arc::new(RwLock::new(0u64));
+    let hs: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                for i in 0..k {
+                    if rw_is_write(i) {
+                        *l.write().await += 1;
+                    } else {
+                        black_box(*l.read().await);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.expect("rwlock task failed");
+    }
+    assert_eq!(*l.read().await, (rw_writes(k) * CONTENDERS) as u64);
+}
+
+async fn timers(n: usize) -> Result<Vec<Metric>, String> {
+    let late: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let early = Arc::new(AtomicUsize::new(0));
+    let finished = Latch::new(n);
+    let t = Instant::now();
+    for i in 0..n {
+        let (late, early, finished) = (late.clone(), early.clone(), finished.clone());
+        tokio::spawn(async move {
+            let d = timer_delay(i);
+            let intended = Instant::now() + d;
+            tokio::time::sleep(d).await;
+            let (ns, was_early) = lateness_ns(intended, Instant::now());
+            late[i].store(ns, Ordering::Relaxed);
+            if was_early {
+                early.fetch_add(1, Ordering::Relaxed);
+            }
+            finished.count_down();
+        });
+    }
+    finished.wait().await;
+    let total = t.elapsed();
+    let late = late.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    Ok(timers_metrics(late, early.load(Ordering::Relaxed), total))
+}
+
+async fn cancel_fanout(n: usize) -> Result<Vec<Metric>, String> {
+    let token = CancellationToken::new();
+    let ready = Latch::new(n);
+    let finished = Latch::new(n);
+    for _ in 0..n {
+        let (token, ready, finished) = (token.clone(), ready.clone(), finished.clone());
+        tokio::spawn(async move {
+            let cancelled = token.cancelled();
+            ready.count_down();
+            cancelled.await;
+            finished.count_down();
+        });
+    }
+    ready.wait().await;
+    let t = Instant::now();
+    token.cancel();
+    finished.wait().await;
+    Ok(vec![("ns_per_op", ns_per(t.elapsed(), n))])
 }
 
 fn multi_thread() -> Result<Runtime, String> {
@@ -70,7 +394,26 @@ fn on_worker<F>(fut: F) -> Result<Vec<Metric>, String>
 where
     F: Future<Output = Result<Vec<Metric>, String>> + Send + 'static,
 {
-    let rt = multi_thread()?;
+    run_on(multi_thread()?, fut)
+}
+
+/// As `on_worker`, on a runtime with the timer driver enabled (only the
+/// `timers` workload sleeps; the others run without the driver, as before).
+fn on_worker_with_time<F>(fut: F) -> Result<Vec<Metric>, String>
+where
+    F: Future<Output = Result<Vec<Metric>, String>> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    run_on(rt, fut)
+}
+
+fn run_on<F>(rt: Runtime, fut: F) -> Result<Vec<Metric>, String>
+where
+    F: Future<Output = Result<Vec<Metric>, String>> + Send + 'static,
+{
     let task = rt.spawn(fut);
     rt.block_on(task).map_err(|e| format!("task failed: {e}"))?
 }

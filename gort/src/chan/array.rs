@@ -69,7 +69,7 @@ impl<T> Channel<T> {
             cap,
             mark_bit,
             one_lap,
-            wait: WaitLock::default(),
+            wait: WaitLock::new(true),
         }
     }
 

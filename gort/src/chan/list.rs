@@ -23,7 +23,7 @@ pub(crate) struct Channel<T> {
 impl<T> Channel<T> {
     pub(crate) fn new() -> Self {
         Channel {
-            wait: WaitLock::default(),
+            wait: WaitLock::new(true),
             queue: Lock::new(VecDeque::new()),
             len: AtomicUsize::new(0),
             closed: AtomicBool::new(false),

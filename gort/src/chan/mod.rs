@@ -362,7 +362,12 @@ impl<T: Send> Sender<T> {
             send: true,
             slot: (&mut slot as *mut Option<T>).cast(),
         };
-        let r = select::run(std::slice::from_ref(&case), wait, WaitReason::ChanSend);
+        let r = select::run(
+            std::slice::from_ref(&case),
+            wait,
+            WaitReason::ChanSend,
+            true,
+        );
         match r {
             Some((_, false)) => Ok(()),
             Some((_, true)) => Err(SendTimeoutError::Disconnected(
@@ -518,7 +523,7 @@ impl<T: Send> Receiver<T> {
             Flavour::Never => WaitReason::SelectNoCases,
             _ => WaitReason::ChanReceive,
         };
-        match select::run(std::slice::from_ref(&case), wait, reason) {
+        match select::run(std::slice::from_ref(&case), wait, reason, true) {
             Some((_, false)) => Ok(slot.take().expect("a received value is in the slot")),
             Some((_, true)) => Err(RecvTimeoutError::Disconnected),
             None => Err(RecvTimeoutError::Timeout),
@@ -838,6 +843,6 @@ pub mod __private {
         } else {
             WaitReason::Select
         };
-        super::select::run(cases, wait, reason)
+        super::select::run(cases, wait, reason, false)
     }
 }

@@ -123,7 +123,17 @@ impl Drop for Leftovers<'_, '_> {
 
 /// Runs a select over `cases`; returns the case that ran and whether its
 /// channel was closed, or `None` when `wait` ran out first.
-pub(crate) fn run(cases: &[Case<'_>], wait: Wait, reason: WaitReason) -> Option<(usize, bool)> {
+/// `polled`: the caller has just polled every case itself (a blocking
+/// `send`/`recv` tries its fast path first), so the first round skips it.
+pub(crate) fn run(
+    cases: &[Case<'_>],
+    wait: Wait,
+    reason: WaitReason,
+    mut polled: bool,
+) -> Option<(usize, bool)> {
+    if let [case] = cases {
+        return run_one(case, wait, reason, polled);
+    }
     let n = cases.len();
     let mut first: Option<usize> = None;
     loop {
@@ -139,11 +149,13 @@ pub(crate) fn run(cases: &[Case<'_>], wait: Wait, reason: WaitReason) -> Option<
         for i in (1..n).rev() {
             order.swap(i, rand::below(i + 1));
         }
-        for &i in &order {
-            match cases[i].attempt() {
-                Attempt::Done => return Some((i, false)),
-                Attempt::Closed => return Some((i, true)),
-                Attempt::NotReady => {}
+        if !std::mem::take(&mut polled) {
+            for &i in &order {
+                match cases[i].attempt() {
+                    Attempt::Done => return Some((i, false)),
+                    Attempt::Closed => return Some((i, true)),
+                    Attempt::NotReady => {}
+                }
             }
         }
         // 2. Give up?
@@ -168,7 +180,10 @@ pub(crate) fn run(cases: &[Case<'_>], wait: Wait, reason: WaitReason) -> Option<
                 .position(|l| std::ptr::eq(*l, wl))
                 .expect("every case's lock is held")
         };
-        for (i, c) in cases.iter().enumerate() {
+        // Enqueue in the poll order, so that when several cases wait on one
+        // channel, the counterpart's pick among them is random too.
+        for &i in &order {
+            let c = &cases[i];
             if let Some(wl) = c.handle.wait_lock() {
                 let g = &mut guards[guard_of(wl)];
                 let e = Entry {
@@ -227,6 +242,81 @@ pub(crate) fn run(cases: &[Case<'_>], wait: Wait, reason: WaitReason) -> Option<
             return Some((sel, false));
         }
         first = Some(sel);
+    }
+}
+
+/// [`run`] for one case (every blocking `send` and `recv`): the same
+/// steps without the bookkeeping for several channels.
+fn run_one(
+    case: &Case<'_>,
+    wait: Wait,
+    reason: WaitReason,
+    mut polled: bool,
+) -> Option<(usize, bool)> {
+    loop {
+        if !std::mem::take(&mut polled) {
+            match case.attempt() {
+                Attempt::Done => return Some((0, false)),
+                Attempt::Closed => return Some((0, true)),
+                Attempt::NotReady => {}
+            }
+        }
+        let deadline = match wait {
+            Wait::Never => return None,
+            Wait::Until(at) if Instant::now() >= at => return None,
+            Wait::Until(at) => Some(at),
+            Wait::Forever => None,
+        };
+        let parking = park::prepare();
+        let Some(wl) = case.handle.wait_lock() else {
+            // `never()`: nothing can wake this but the deadline.
+            parking.park(reason, deadline, || {});
+            match wait {
+                Wait::Until(at) if Instant::now() >= at => return None,
+                _ => continue,
+            }
+        };
+        let cx = Cx::new();
+        let me: *const Cx = &cx;
+        let mut g = wl.lock();
+        let e = Entry {
+            waiter: parking.waiter().clone(),
+            cx: me,
+            case: 0,
+            slot: case.slot,
+        };
+        if case.send {
+            g.senders.push(e);
+        } else {
+            g.receivers.push(e);
+        }
+        g.publish();
+        if case.handle.ready(&g, case.send, me) {
+            g.senders.remove(me);
+            g.receivers.remove(me);
+            drop(g);
+            continue;
+        }
+        let locks: Locks<'_> = smallvec::smallvec![wl];
+        let mut leftovers = Leftovers {
+            locks: &locks,
+            cx: me,
+            armed: true,
+        };
+        parking.park(reason, deadline, move || drop(g));
+        let sel = cx.selected();
+        if sel == waker::NONE {
+            drop(leftovers);
+            match wait {
+                Wait::Until(at) if Instant::now() >= at => return None,
+                _ => continue,
+            }
+        }
+        // The claimer took the entry out of the queue.
+        leftovers.armed = false;
+        if case.transferred() || case.slot.is_null() {
+            return Some((0, false));
+        }
     }
 }
 
@@ -300,7 +390,7 @@ impl<'a> Select<'a> {
         } else {
             WaitReason::Select
         };
-        run(&cases, wait, reason).map(|(index, _)| SelectedOperation {
+        run(&cases, wait, reason, false).map(|(index, _)| SelectedOperation {
             index,
             identity: self.cases[index].2,
             send: self.cases[index].1,

@@ -99,6 +99,15 @@ impl Queue {
         self.entries.push_back(e);
     }
 
+    fn take(&mut self, i: usize) -> Entry {
+        if i == 0 {
+            self.entries.pop_front()
+        } else {
+            self.entries.remove(i)
+        }
+        .expect("index in range")
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -119,7 +128,7 @@ impl Queue {
                 i += 1;
                 continue;
             }
-            let e = self.entries.remove(i).expect("index in range");
+            let e = self.take(i);
             if e.waiter.claim() {
                 return Some(e);
             }
@@ -137,7 +146,7 @@ impl Queue {
                 i += 1;
                 continue;
             }
-            let e = self.entries.remove(i).expect("index in range");
+            let e = self.take(i);
             if e.waiter.claim() {
                 // SAFETY: claimed just above.
                 unsafe { e.finish() };
@@ -157,7 +166,7 @@ impl Queue {
                 i += 1;
                 continue;
             }
-            let e = self.entries.remove(i).expect("index in range");
+            let e = self.take(i);
             if e.waiter.claim() {
                 // SAFETY: claimed just above.
                 unsafe { e.finish() };
@@ -195,11 +204,13 @@ pub(crate) struct Waiters {
 /// A channel's wait queues behind their lock, with lock-free hints of
 /// whether anyone waits (so a buffered operation skips the lock when no
 /// one does).
-#[derive(Default)]
 pub(crate) struct WaitLock {
     lock: Lock<Waiters>,
     senders_waiting: AtomicBool,
     receivers_waiting: AtomicBool,
+    /// Whether the flavour reads the hints (the rendezvous flavour does
+    /// everything under the lock and skips their upkeep).
+    hints: bool,
 }
 
 /// Held [`WaitLock`]: updates the hints when released.
@@ -209,6 +220,16 @@ pub(crate) struct WaitGuard<'a> {
 }
 
 impl WaitLock {
+    /// Wait queues; `hints`: keep the lock-free "anyone waiting" hints.
+    pub(crate) fn new(hints: bool) -> WaitLock {
+        WaitLock {
+            lock: Lock::new(Waiters::default()),
+            senders_waiting: AtomicBool::new(false),
+            receivers_waiting: AtomicBool::new(false),
+            hints,
+        }
+    }
+
     pub(crate) fn lock(&self) -> WaitGuard<'_> {
         WaitGuard {
             owner: self,
@@ -240,6 +261,9 @@ impl WaitGuard<'_> {
     /// registration, before the caller re-checks its channel's buffer.
     pub(crate) fn publish(&self) {
         let o = self.owner;
+        if !o.hints {
+            return;
+        }
         let s = !self.guard.senders.is_empty();
         let r = !self.guard.receivers.is_empty();
         if o.senders_waiting.load(Ordering::Relaxed) != s {

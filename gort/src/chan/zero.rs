@@ -23,7 +23,7 @@ pub(crate) struct Channel<T> {
 impl<T> Channel<T> {
     pub(crate) fn new() -> Self {
         Channel {
-            wait: WaitLock::default(),
+            wait: WaitLock::new(false),
             closed: AtomicBool::new(false),
             _marker: PhantomData,
         }
