@@ -80,25 +80,47 @@ struct Node {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Node {
+    /// Cancels this node and every descendant with `err` (first error
+    /// wins); `unlink` removes it from its parent. Iterative, so a deep
+    /// chain of contexts cannot overflow the caller's stack.
     fn cancel(self: &Arc<Self>, err: ContextError, unlink: bool) {
-        if self.err.set(err).is_err() {
+        if !self.cancel_one(err) {
             return;
-        }
-        if let Some(c) = &self.closer {
-            c.close();
-        }
-        let kids = std::mem::take(&mut *self.children.lock());
-        for k in kids.values() {
-            k.cancel(err, false);
-        }
-        if let Some(t) = self.timer.lock().take() {
-            t.stop();
         }
         if unlink {
             if let Some(p) = &self.parent {
                 p.children.lock().remove(&self.id);
             }
         }
+        let mut work: Vec<Arc<Node>> = self.take_children();
+        while let Some(n) = work.pop() {
+            if n.cancel_one(err) {
+                work.extend(n.take_children());
+            }
+        }
+    }
+
+    /// Records `err`, closes `done` and stops the deadline timer; false if
+    /// the node was already cancelled. Its children are taken only after
+    /// the error is set, so a child linking concurrently either sees the
+    /// error or is in the list.
+    fn cancel_one(&self, err: ContextError) -> bool {
+        if self.err.set(err).is_err() {
+            return false;
+        }
+        if let Some(c) = &self.closer {
+            c.close();
+        }
+        if let Some(t) = self.timer.lock().take() {
+            t.stop();
+        }
+        true
+    }
+
+    fn take_children(&self) -> Vec<Arc<Node>> {
+        std::mem::take(&mut *self.children.lock())
+            .into_values()
+            .collect()
     }
 }
 
