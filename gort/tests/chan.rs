@@ -2,35 +2,16 @@
 //! racing deliveries, exactly-one-case selects, goroutines and threads on
 //! one channel, and cancellation of goroutines parked in a select.
 
+mod common;
+use common::{rt, watchdog};
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gort::chan::{self, RecvTimeoutError, SendTimeoutError, TryRecvError};
-use gort::runtime::Builder as RtBuilder;
 use gort::sync::WaitGroup;
-
-fn rt(procs: usize) -> gort::runtime::Runtime {
-    RtBuilder::new().procs(procs).build().unwrap()
-}
-
-/// Aborts the test process if a test hangs (a failure, not a timing check).
-fn watchdog(what: &'static str) -> Arc<AtomicBool> {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    done
-}
 
 const CAPS: [usize; 4] = [0, 1, 16, usize::MAX];
 
@@ -44,7 +25,7 @@ fn make<T>(cap: usize) -> (chan::Sender<T>, chan::Receiver<T>) {
 
 #[test]
 fn ping_pong_hands_values_back_and_forth() {
-    let done = watchdog("ping_pong");
+    let _w = watchdog("ping_pong");
     for procs in [1, 2] {
         for cap in CAPS {
             let last = rt(procs).run(move || {
@@ -65,12 +46,11 @@ fn ping_pong_hands_values_back_and_forth() {
             assert_eq!(last, 10_000, "procs {procs} cap {cap}");
         }
     }
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn every_value_arrives_exactly_once_with_many_senders_and_receivers() {
-    let done = watchdog("mpmc");
+    let _w = watchdog("mpmc");
     for cap in CAPS {
         let seen = rt(2).run(move || {
             let (tx, rx) = make::<u32>(cap);
@@ -99,7 +79,6 @@ fn every_value_arrives_exactly_once_with_many_senders_and_receivers() {
         let set: HashSet<u32> = seen.into_iter().collect();
         assert_eq!(set.len(), 20_000, "cap {cap}: duplicates");
     }
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
@@ -193,7 +172,7 @@ fn dropping_every_receiver_fails_sends_with_the_value() {
 
 #[test]
 fn threads_and_goroutines_share_channels() {
-    let done = watchdog("threads");
+    let _w = watchdog("threads");
     let r = rt(2);
     let (to_g, from_t) = chan::bounded::<u32>(0);
     let (to_t, from_g) = chan::bounded::<u32>(0);
@@ -216,12 +195,11 @@ fn threads_and_goroutines_share_channels() {
     });
     t.join().unwrap();
     assert_eq!(h.join().unwrap(), 7);
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn timeouts_racing_deliveries_lose_nothing() {
-    let done = watchdog("timeouts");
+    let _w = watchdog("timeouts");
     for cap in [0, 4] {
         let (sent_ok, sent_back, got) = rt(2).run(move || {
             let (tx, rx) = chan::bounded::<u32>(cap);
@@ -254,12 +232,11 @@ fn timeouts_racing_deliveries_lose_nothing() {
             "cap {cap}: every delivered value was received once"
         );
     }
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn select_runs_exactly_one_case_and_leaves_the_other_channels_alone() {
-    let done = watchdog("select one");
+    let _w = watchdog("select one");
     let counts = rt(2).run(|| {
         let (a_tx, a_rx) = chan::bounded::<u32>(0);
         let (b_tx, b_rx) = chan::bounded::<u32>(0);
@@ -291,12 +268,11 @@ fn select_runs_exactly_one_case_and_leaves_the_other_channels_alone() {
     assert_eq!(counts.len(), 10_000);
     let set: HashSet<u32> = counts.iter().copied().collect();
     assert_eq!(set.len(), 10_000);
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn select_with_send_and_recv_on_one_unbuffered_channel_pairs_with_others_only() {
-    let done = watchdog("self pairing");
+    let _w = watchdog("self pairing");
     let (sent, recvd) = rt(2).run(|| {
         let (tx, rx) = chan::bounded::<u32>(0);
         let sent = Arc::new(AtomicUsize::new(0));
@@ -319,7 +295,6 @@ fn select_with_send_and_recv_on_one_unbuffered_channel_pairs_with_others_only() 
     // Every send met a receive of the other goroutine.
     assert_eq!(sent, recvd);
     assert_eq!(sent + recvd, 4_000);
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
@@ -365,7 +340,7 @@ fn select_picks_uniformly_among_ready_cases() {
 
 #[test]
 fn dynamic_select_reports_ready_cases() {
-    let done = watchdog("dynamic select");
+    let _w = watchdog("dynamic select");
     let got = rt(2).run(|| {
         let chans: Vec<_> = (0..5).map(|_| chan::bounded::<usize>(0)).collect();
         for (i, (tx, _)) in chans.iter().enumerate() {
@@ -397,7 +372,6 @@ fn dynamic_select_reports_ready_cases() {
     });
     let set: HashSet<usize> = got.into_iter().collect();
     assert_eq!(set.len(), 500);
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]

@@ -12,9 +12,10 @@
 //!    back to its sender inside an error, never both, never neither; and each
 //!    receiver sees each sender's values in the order they were sent.
 
+mod common;
+use common::watchdog;
+
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use gort::chan::{
@@ -254,33 +255,6 @@ proptest! {
 
 // ---------------------------------------------------------------------------
 // 2. Conservation under concurrency
-
-/// Aborts the test process if the scenario holding it hangs for 120 s: a
-/// hang becomes a failure that names the scenario (it is not a timing
-/// check). Dropping it (also during a panic) disarms it.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(what: String) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {

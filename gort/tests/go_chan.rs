@@ -9,6 +9,9 @@
 //! `Err(RecvError)`; where Go uses a nil channel gort uses `chan::never()` (or
 //! leaves the case out of a dynamic `Select`).
 
+mod common;
+use common::{rt, watchdog};
+
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -20,39 +23,7 @@ use gort::chan::{
     self, Receiver, RecvError, RecvTimeoutError, Select, SendError, SendTimeoutError, Sender,
     TryRecvError, TrySendError,
 };
-use gort::runtime::Builder as RtBuilder;
 use gort::sync::WaitGroup;
-
-fn rt(procs: usize) -> gort::runtime::Runtime {
-    RtBuilder::new().procs(procs).build().unwrap()
-}
-
-/// Aborts the test process if the test holding it hangs for 120 s: a hang
-/// becomes a failure (it is not a timing check). Dropping it (also during a
-/// panic) disarms it.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(what: &'static str) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Go's `testBlock(always, f)`: runs `f` in a goroutine and checks it is still
 /// blocked after a while. The goroutine stays parked; the test's runtime

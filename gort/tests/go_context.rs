@@ -8,9 +8,10 @@
 //! once and so cancels `ctx` at once; Go's `ctx, _ := ...` idiom becomes
 //! `let (ctx, _cancel) = ...` here.
 
+mod common;
+use common::watchdog;
+
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort::chan::{self, RecvTimeoutError, TryRecvError};
@@ -19,33 +20,6 @@ use gort::runtime::Builder as RtBuilder;
 use gort::sync::WaitGroup;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Aborts the test process if the test holding it hangs for 120 s: a hang
-/// becomes a failure (it is not a timing check). Dropping it (also during a
-/// panic) disarms it.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(what: &'static str) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// `ctx.done()` would block right now, and `err()` is None.
 #[track_caller]

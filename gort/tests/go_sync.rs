@@ -3,44 +3,15 @@
 //! Semaphore's FIFO hand-off and of plain OS threads sharing the primitives
 //! with goroutines.
 
+mod common;
+use common::{rt, watchdog};
+
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort::chan;
-use gort::runtime::Builder as RtBuilder;
 use gort::sync::{Condvar, Mutex, Once, RwLock, Semaphore, WaitGroup};
-
-fn rt(procs: usize) -> gort::runtime::Runtime {
-    RtBuilder::new().procs(procs).build().unwrap()
-}
-
-/// Aborts the test process if the test holding it hangs for 120 s: a hang
-/// becomes a failure (it is not a timing check). Dropping it (also during a
-/// panic) disarms it.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(what: &'static str) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// On a one-processor runtime, spawns `f` and returns once it has run up to
 /// the point where it set its flag and then parked (it cannot be preempted

@@ -9,48 +9,19 @@
 //! sleeps and then expects something to have happened, these tests poll
 //! with a generous retry budget instead.
 
+mod common;
+use common::{rt, watchdog};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort::chan::{self, Receiver, TryRecvError};
-use gort::runtime::Builder as RtBuilder;
 use gort::time::{after, sleep, sleep_until, tick, Ticker, Timer};
 
 const SCHED: Duration = Duration::from_millis(10);
 const HOUR: Duration = Duration::from_secs(3600);
 const FAR: Duration = Duration::from_secs(10_000);
-
-fn rt(procs: usize) -> gort::runtime::Runtime {
-    RtBuilder::new().procs(procs).build().unwrap()
-}
-
-/// Aborts the test process if the test holding it hangs for 120 s: a hang
-/// becomes a failure (it is not a timing check). Dropping it (also during a
-/// panic) disarms it.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(what: &'static str) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Go's `noTick`: nothing is ready on `c` right now.
 #[track_caller]

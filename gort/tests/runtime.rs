@@ -1,6 +1,9 @@
 //! Behaviour tests of the core runtime: spawning, joining, panics, scopes,
 //! scheduling, procs, cancellation, WaitGroup and sleep.
 
+mod common;
+use common::{rt, watchdog};
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,27 +11,6 @@ use std::time::{Duration, Instant};
 
 use gort::runtime::Builder as RtBuilder;
 use gort::sync::WaitGroup;
-
-fn rt(procs: usize) -> gort::runtime::Runtime {
-    RtBuilder::new().procs(procs).build().unwrap()
-}
-
-/// Aborts the test process if a test hangs (a failure, not a timing check).
-fn watchdog(what: &'static str) -> Arc<AtomicBool> {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    done
-}
 
 #[test]
 fn join_returns_each_goroutines_value() {
@@ -278,7 +260,7 @@ fn yield_now_interleaves_goroutines_on_one_processor() {
 fn goroutines_run_in_parallel_on_two_processors() {
     // Each goroutine spins until the other has started: this completes only
     // if two Ms run them at once, i.e. the idle P was woken and stole work.
-    let done = watchdog("parallel goroutines");
+    let _w = watchdog("parallel goroutines");
     rt(2).run(|| {
         let a = Arc::new(AtomicBool::new(false));
         let b = Arc::new(AtomicBool::new(false));
@@ -299,7 +281,6 @@ fn goroutines_run_in_parallel_on_two_processors() {
         });
         assert_ne!(h1.join().unwrap(), h2.join().unwrap());
     });
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
@@ -317,7 +298,7 @@ fn set_procs_returns_previous_and_zero_queries() {
 
 #[test]
 fn shrinking_and_growing_procs_under_load_loses_no_goroutine() {
-    let done = watchdog("set_procs under load");
+    let _w = watchdog("set_procs under load");
     let count = Arc::new(AtomicUsize::new(0));
     let c2 = count.clone();
     rt(4).run(move || {
@@ -344,12 +325,11 @@ fn shrinking_and_growing_procs_under_load_loses_no_goroutine() {
         assert_eq!(gort::procs(), 3);
     });
     assert_eq!(count.load(Ordering::SeqCst), 400);
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn num_goroutines_counts_live_ones() {
-    let done = watchdog("goroutine count settling");
+    let _w = watchdog("goroutine count settling");
     rt(2).run(|| {
         let base = gort::num_goroutines();
         assert!(base >= 1, "main counts");
@@ -379,7 +359,6 @@ fn num_goroutines_counts_live_ones() {
         }
         assert_eq!(gort::num_goroutines(), base);
     });
-    done.store(true, Ordering::Relaxed);
 }
 
 struct CountOnDrop(Arc<AtomicUsize>);
@@ -622,7 +601,7 @@ fn a_million_parked_goroutines_with_guard_pages() {
 }
 
 fn parked(n: usize) {
-    let done = watchdog("parked goroutines");
+    let _w = watchdog("parked goroutines");
     let r = rt(2);
     let alive = r.run(move || {
         let release = WaitGroup::new();
@@ -646,7 +625,6 @@ fn parked(n: usize) {
         alive
     });
     assert_eq!(alive, n + 1);
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
@@ -721,7 +699,7 @@ fn a_run_cancels_only_its_own_goroutines() {
     // Two overlapping `gort::run`s on the default runtime (as parallel tests
     // make them) and a goroutine spawned from a plain thread: the first run
     // ending cancels its own parked goroutine, and nothing of the others.
-    let done = watchdog("overlapping runs");
+    let _w = watchdog("overlapping runs");
     let release_b = WaitGroup::new();
     release_b.add(1);
     let b_parked = WaitGroup::new();
@@ -773,7 +751,6 @@ fn a_run_cancels_only_its_own_goroutines() {
     assert_eq!(run_b.join().unwrap(), "b's child finished normally");
     detached_release.done();
     assert_eq!(detached.join().unwrap(), "detached finished normally");
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]
@@ -803,7 +780,7 @@ fn a_runnext_ping_pong_pair_does_not_starve_the_run_queue() {
     // (each readies the other, then parks) forever, until C has run. C sits
     // in the local queue: it runs only if the scheduler demotes a long
     // `runnext` streak to the back of the queue.
-    let done = watchdog("runnext starvation");
+    let _w = watchdog("runnext starvation");
     let rounds = rt(1).run(|| {
         let c_ran = Arc::new(AtomicBool::new(false));
         let (wa, wb) = (WaitGroup::new(), WaitGroup::new());
@@ -851,7 +828,6 @@ fn a_runnext_ping_pong_pair_does_not_starve_the_run_queue() {
         rounds.load(Ordering::Relaxed)
     });
     assert!(rounds >= 1);
-    done.store(true, Ordering::Relaxed);
 }
 
 /// xorshift64: a deterministic source of choices for the stress test.
@@ -867,7 +843,7 @@ fn randomized_scheduler_stress_runs_every_goroutine_exactly_once() {
     // Goroutines that spawn children, yield, sleep and join, while another
     // goroutine keeps changing procs: every node of the spawn tree must run
     // exactly once and every join must see its child's value.
-    let done = watchdog("scheduler stress");
+    let _w = watchdog("scheduler stress");
     fn node(seed: u64, depth: u32, ran: Arc<AtomicUsize>) -> u64 {
         ran.fetch_add(1, Ordering::Relaxed);
         let mut x = seed | 1;
@@ -914,7 +890,6 @@ fn randomized_scheduler_stress_runs_every_goroutine_exactly_once() {
     assert_eq!(total as usize, ran.load(Ordering::SeqCst));
     eprintln!("stress: {total} goroutines");
     assert!(total > 8, "the tree branched");
-    done.store(true, Ordering::Relaxed);
 }
 
 #[test]

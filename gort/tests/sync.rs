@@ -2,39 +2,15 @@
 //! Semaphore, used from goroutines and plain threads together. Orders and
 //! counts are asserted, never timings; a hang aborts through the watchdog.
 
+mod common;
+use common::watchdog;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gort::sync::{Condvar, Mutex, Once, RwLock, Semaphore, WaitGroup};
-
-/// Aborts the test process if the test holding it hangs for 120 s: a hang
-/// becomes a failure (it is not a timing check). Dropping it (also during a
-/// panic) disarms it.
-struct Watchdog(Arc<AtomicBool>);
-
-fn watchdog(what: &'static str) -> Watchdog {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..1200 {
-            std::thread::sleep(Duration::from_millis(100));
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        eprintln!("watchdog: {what} hung for 120 s");
-        std::process::abort();
-    });
-    Watchdog(done)
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Yields until `f` holds (lets other goroutines reach a parked state).
 fn until(mut f: impl FnMut() -> bool) {
