@@ -228,6 +228,16 @@ impl<T> Channel<T> {
         true
     }
 
+    /// Changes whenever readiness may have (see `select.rs`): `head` and
+    /// `tail` only grow (by laps), and `tail` carries the closed mark.
+    pub(crate) fn stamp(&self) -> [u64; 3] {
+        [
+            self.head.load(Ordering::SeqCst) as u64,
+            self.tail.load(Ordering::SeqCst) as u64,
+            self.wait.version(),
+        ]
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.tail.load(Ordering::SeqCst) & self.mark_bit != 0
     }

@@ -6,7 +6,7 @@
 //! waiting, is the queue empty?" form a Dekker pair (see `waker.rs`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::error::{TryRecvError, TrySendError};
 use super::waker::{Cx, WaitLock, Waiters};
@@ -16,6 +16,8 @@ pub(crate) struct Channel<T> {
     pub(crate) wait: WaitLock,
     queue: Lock<VecDeque<T>>,
     len: AtomicUsize,
+    /// Pushes plus pops, for `stamp` (`len` alone can return to a value).
+    ops: AtomicU64,
     /// Written under the queue lock.
     closed: AtomicBool,
 }
@@ -26,6 +28,7 @@ impl<T> Channel<T> {
             wait: WaitLock::new(true),
             queue: Lock::new(VecDeque::new()),
             len: AtomicUsize::new(0),
+            ops: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }
     }
@@ -50,6 +53,7 @@ impl<T> Channel<T> {
                 return Err(TrySendError::Disconnected(v));
             }
             q.push_back(v);
+            self.ops.fetch_add(1, Ordering::SeqCst);
             self.len.fetch_add(1, Ordering::SeqCst);
         }
         if self.wait.receivers_waiting() {
@@ -62,6 +66,7 @@ impl<T> Channel<T> {
         let mut q = self.queue.lock();
         match q.pop_front() {
             Some(v) => {
+                self.ops.fetch_add(1, Ordering::SeqCst);
                 self.len.fetch_sub(1, Ordering::SeqCst);
                 Ok(v)
             }
@@ -87,6 +92,15 @@ impl<T> Channel<T> {
         }
         self.wait.lock().notify_all();
         true
+    }
+
+    /// Changes whenever readiness may have (see `select.rs`).
+    pub(crate) fn stamp(&self) -> [u64; 3] {
+        [
+            self.ops.load(Ordering::SeqCst),
+            self.closed.load(Ordering::SeqCst) as u64,
+            self.wait.version(),
+        ]
     }
 
     pub(crate) fn is_closed(&self) -> bool {

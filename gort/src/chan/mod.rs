@@ -186,6 +186,15 @@ impl<T: Send> Handle for Chan<T> {
         }
     }
 
+    fn stamp(&self) -> [u64; 3] {
+        match &self.flavour {
+            Flavour::Zero(c) => c.stamp(),
+            Flavour::Array(c) => c.stamp(),
+            Flavour::List(c) => c.stamp(),
+            Flavour::Never => [0; 3],
+        }
+    }
+
     fn slot_full(&self, slot: *mut ()) -> bool {
         // SAFETY: a slot of this channel's type in the select's frame.
         unsafe { (*slot.cast::<Option<T>>()).is_some() }

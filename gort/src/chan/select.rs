@@ -4,6 +4,10 @@
 //! 1. Poll the cases in a random order (uniform choice among the ready
 //!    ones, Go's rule); run the first that can proceed.
 //! 2. With `default`, stop there; with a deadline that has passed, too.
+//!    Giving up must be right for one instant across all the channels (Go
+//!    decides under all their locks; our buffered flavours are lock-free),
+//!    so such a poll is bracketed by reading every channel's change stamp
+//!    before and after: if any moved, poll again.
 //! 3. Otherwise lock the wait queues of every channel involved (in address
 //!    order, once each), register one entry per case, all sharing one
 //!    waiter and one `Cx`, and re-check every case under the locks. If one
@@ -55,6 +59,9 @@ pub(crate) trait Handle: Sync {
     fn ready(&self, w: &Waiters, send: bool, me: *const Cx) -> bool;
     /// Whether the slot holds a value.
     fn slot_full(&self, slot: *mut ()) -> bool;
+    /// A value that changes whenever the channel's readiness may have
+    /// (buffer indices, wait-queue changes, closing).
+    fn stamp(&self) -> [u64; 3];
 }
 
 /// One case of a select.
@@ -101,6 +108,11 @@ impl Wait {
 
 type Locks<'a> = SmallVec<[&'a WaitLock; 4]>;
 
+/// Polls a giving-up select repeats while its channels keep changing under
+/// it; past that it gives up on the last poll (a channel that changes this
+/// often is being served by others anyway).
+const MAX_COLLECTS: u32 = 1000;
+
 /// Removes a select's entries from its channels' queues on every way out
 /// of a park (a normal wake, a deadline, a cancellation unwinding).
 struct Leftovers<'l, 'a> {
@@ -136,6 +148,7 @@ pub(crate) fn run(
     }
     let n = cases.len();
     let mut first: Option<usize> = None;
+    let mut retries = 0;
     loop {
         // 1. Poll.
         if let Some(i) = first.take() {
@@ -145,6 +158,19 @@ pub(crate) fn run(
                 Attempt::NotReady => {}
             }
         }
+        // A select that may give up after this poll (default, or a passed
+        // deadline) must see all its channels at one instant, as Go's does
+        // under all their locks: stamps taken before and after the poll
+        // that match prove no case changed meanwhile (a double collect).
+        let may_give_up = match wait {
+            Wait::Never => true,
+            Wait::Until(at) => Instant::now() >= at,
+            Wait::Forever => false,
+        };
+        let stamps = |cases: &[Case<'_>]| -> SmallVec<[[u64; 3]; 8]> {
+            cases.iter().map(|c| c.handle.stamp()).collect()
+        };
+        let before = (may_give_up && n > 1).then(|| stamps(cases));
         let mut order: SmallVec<[usize; 8]> = (0..n).collect();
         for i in (1..n).rev() {
             order.swap(i, rand::below(i + 1));
@@ -159,8 +185,15 @@ pub(crate) fn run(
             }
         }
         // 2. Give up?
+        if let Some(before) = before {
+            if before != stamps(cases) && retries < MAX_COLLECTS {
+                retries += 1;
+                continue;
+            }
+        }
         let deadline = match wait {
             Wait::Never => return None,
+            Wait::Until(_) if may_give_up => return None,
             Wait::Until(at) if Instant::now() >= at => return None,
             Wait::Until(at) => Some(at),
             Wait::Forever => None,

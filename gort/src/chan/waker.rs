@@ -25,7 +25,7 @@
 //! before it parks) sees the value.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::runtime::lock::{Lock, LockGuard};
 use crate::runtime::park::Waiter;
@@ -92,14 +92,18 @@ impl Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     entries: VecDeque<Entry>,
+    /// Counts changes (see `WaitLock::version`).
+    changes: u64,
 }
 
 impl Queue {
     pub(crate) fn push(&mut self, e: Entry) {
+        self.changes += 1;
         self.entries.push_back(e);
     }
 
     fn take(&mut self, i: usize) -> Entry {
+        self.changes += 1;
         if i == 0 {
             self.entries.pop_front()
         } else {
@@ -114,7 +118,11 @@ impl Queue {
 
     /// Removes the entries of `cx` (a woken or aborting select's leftovers).
     pub(crate) fn remove(&mut self, cx: *const Cx) {
+        let before = self.entries.len();
         self.entries.retain(|e| e.cx != cx);
+        if self.entries.len() != before {
+            self.changes += 1;
+        }
     }
 
     /// Takes and claims the oldest live entry that carries a slot (skipping
@@ -178,6 +186,7 @@ impl Queue {
 
     /// Wakes every entry to retry (the channel closed).
     pub(crate) fn notify_all(&mut self) {
+        self.changes += 1;
         for e in self.entries.drain(..) {
             if e.waiter.claim() {
                 // SAFETY: claimed just above.
@@ -199,6 +208,19 @@ impl Queue {
 pub(crate) struct Waiters {
     pub(crate) senders: Queue,
     pub(crate) receivers: Queue,
+    /// Other state changes made under the lock (a rendezvous close).
+    changes: u64,
+}
+
+impl Waiters {
+    /// Records a change of state kept under the lock.
+    pub(crate) fn bump(&mut self) {
+        self.changes += 1;
+    }
+
+    fn version(&self) -> u64 {
+        self.senders.changes + self.receivers.changes + self.changes
+    }
 }
 
 /// A channel's wait queues behind their lock, with lock-free hints of
@@ -208,6 +230,10 @@ pub(crate) struct WaitLock {
     lock: Lock<Waiters>,
     senders_waiting: AtomicBool,
     receivers_waiting: AtomicBool,
+    /// Counts changes to the queues (and to state kept under the lock),
+    /// published when a guard is released: a select with `default` reads
+    /// it before and after polling to know that nothing changed meanwhile.
+    version: AtomicU64,
     /// Whether the flavour reads the hints (the rendezvous flavour does
     /// everything under the lock and skips their upkeep).
     hints: bool,
@@ -226,6 +252,7 @@ impl WaitLock {
             lock: Lock::new(Waiters::default()),
             senders_waiting: AtomicBool::new(false),
             receivers_waiting: AtomicBool::new(false),
+            version: AtomicU64::new(0),
             hints,
         }
     }
@@ -235,6 +262,11 @@ impl WaitLock {
             owner: self,
             guard: self.lock.lock(),
         }
+    }
+
+    /// The published change count (see the field).
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
     }
 
     /// Whether a sender may be waiting (SeqCst: see the module docs).
@@ -261,6 +293,10 @@ impl WaitGuard<'_> {
     /// registration, before the caller re-checks its channel's buffer.
     pub(crate) fn publish(&self) {
         let o = self.owner;
+        let v = self.guard.version();
+        if o.version.load(Ordering::Relaxed) != v {
+            o.version.store(v, Ordering::SeqCst);
+        }
         if !o.hints {
             return;
         }

@@ -88,8 +88,14 @@ impl<T> Channel<T> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return false;
         }
+        w.bump();
         w.notify_all();
         true
+    }
+
+    /// Changes whenever readiness may have (see `select.rs`).
+    pub(crate) fn stamp(&self) -> [u64; 3] {
+        [self.wait.version(), 0, 0]
     }
 
     pub(crate) fn is_closed(&self) -> bool {
