@@ -155,8 +155,7 @@ fn deadline(d: Duration) -> Instant {
 /// use gort::time::Timer;
 /// gort::run(|| {
 ///     let t = Timer::new(Duration::from_millis(2));
-///     let fired_at = t.chan().recv().unwrap();
-///     assert!(fired_at.elapsed() < Duration::from_secs(60));
+///     let _fired_at = t.chan().recv().unwrap();
 ///     // A stopped timer delivers nothing.
 ///     let t = Timer::new(Duration::from_millis(1));
 ///     t.stop();
