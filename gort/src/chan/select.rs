@@ -80,6 +80,24 @@ impl Case<'_> {
         }
     }
 
+    /// Polls this case (case number `i`): `Some((i, closed))` if it ran.
+    fn poll(&self, i: usize) -> Option<(usize, bool)> {
+        match self.attempt() {
+            Attempt::Done => Some((i, false)),
+            Attempt::Closed => Some((i, true)),
+            Attempt::NotReady => None,
+        }
+    }
+
+    /// Queues `e` on this case's side of the channel.
+    fn enqueue(&self, w: &mut Waiters, e: Entry) {
+        if self.send {
+            w.senders.push(e);
+        } else {
+            w.receivers.push(e);
+        }
+    }
+
     /// After a wake for this case: did the value move?
     fn transferred(&self) -> bool {
         !self.slot.is_null() && (self.handle.slot_full(self.slot) != self.send)
@@ -98,6 +116,24 @@ pub enum Wait {
 }
 
 impl Wait {
+    /// Whether a deadline has passed (a select may give up now).
+    fn expired(&self) -> bool {
+        match self {
+            Wait::Never => true,
+            Wait::Until(at) => Instant::now() >= *at,
+            Wait::Forever => false,
+        }
+    }
+
+    /// The deadline to park with, or `Err` if the select gives up now.
+    fn deadline(&self) -> Result<Option<Instant>, ()> {
+        match self {
+            _ if self.expired() => Err(()),
+            Wait::Until(at) => Ok(Some(*at)),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn timeout(d: Duration) -> Wait {
         match Instant::now().checked_add(d) {
             Some(at) => Wait::Until(at),
@@ -125,9 +161,7 @@ impl Drop for Leftovers<'_, '_> {
     fn drop(&mut self) {
         if self.armed {
             for wl in self.locks.iter() {
-                let mut w = wl.lock();
-                w.senders.remove(self.cx);
-                w.receivers.remove(self.cx);
+                wl.lock().remove(self.cx);
             }
         }
     }
@@ -152,21 +186,15 @@ pub(crate) fn run(
     loop {
         // 1. Poll.
         if let Some(i) = first.take() {
-            match cases[i].attempt() {
-                Attempt::Done => return Some((i, false)),
-                Attempt::Closed => return Some((i, true)),
-                Attempt::NotReady => {}
+            if let Some(r) = cases[i].poll(i) {
+                return Some(r);
             }
         }
         // A select that may give up after this poll (default, or a passed
         // deadline) must see all its channels at one instant, as Go's does
         // under all their locks: stamps taken before and after the poll
         // that match prove no case changed meanwhile (a double collect).
-        let may_give_up = match wait {
-            Wait::Never => true,
-            Wait::Until(at) => Instant::now() >= at,
-            Wait::Forever => false,
-        };
+        let may_give_up = wait.expired();
         let stamps = |cases: &[Case<'_>]| -> SmallVec<[[u64; 3]; 8]> {
             cases.iter().map(|c| c.handle.stamp()).collect()
         };
@@ -177,10 +205,8 @@ pub(crate) fn run(
         }
         if !std::mem::take(&mut polled) {
             for &i in &order {
-                match cases[i].attempt() {
-                    Attempt::Done => return Some((i, false)),
-                    Attempt::Closed => return Some((i, true)),
-                    Attempt::NotReady => {}
+                if let Some(r) = cases[i].poll(i) {
+                    return Some(r);
                 }
             }
         }
@@ -191,12 +217,11 @@ pub(crate) fn run(
                 continue;
             }
         }
-        let deadline = match wait {
-            Wait::Never => return None,
-            Wait::Until(_) if may_give_up => return None,
-            Wait::Until(at) if Instant::now() >= at => return None,
-            Wait::Until(at) => Some(at),
-            Wait::Forever => None,
+        if may_give_up {
+            return None;
+        }
+        let Ok(deadline) = wait.deadline() else {
+            return None;
         };
         // 3. Register and park.
         let mut locks: Locks<'_> = cases.iter().filter_map(|c| c.handle.wait_lock()).collect();
@@ -218,18 +243,13 @@ pub(crate) fn run(
         for &i in &order {
             let c = &cases[i];
             if let Some(wl) = c.handle.wait_lock() {
-                let g = &mut guards[guard_of(wl)];
                 let e = Entry {
                     waiter: parking.waiter().clone(),
                     cx: me,
                     case: i,
                     slot: c.slot,
                 };
-                if c.send {
-                    g.senders.push(e);
-                } else {
-                    g.receivers.push(e);
-                }
+                c.enqueue(&mut guards[guard_of(wl)], e);
             }
         }
         for g in guards.iter() {
@@ -242,8 +262,7 @@ pub(crate) fn run(
         });
         if ready {
             for g in guards.iter_mut() {
-                g.senders.remove(me);
-                g.receivers.remove(me);
+                g.remove(me);
             }
             drop(guards);
             continue;
@@ -257,11 +276,12 @@ pub(crate) fn run(
         // 4. Woken.
         let sel = cx.selected();
         if sel == waker::NONE {
+            // Woken by the deadline (a cancellation unwinds in `park`).
             drop(leftovers);
-            match wait {
-                Wait::Until(at) if Instant::now() >= at => return None,
-                _ => continue,
+            if wait.expired() {
+                return None;
             }
+            continue;
         }
         // The chosen entry left its queue with the claim: a lone case has
         // nothing left to remove.
@@ -288,26 +308,21 @@ fn run_one(
 ) -> Option<(usize, bool)> {
     loop {
         if !std::mem::take(&mut polled) {
-            match case.attempt() {
-                Attempt::Done => return Some((0, false)),
-                Attempt::Closed => return Some((0, true)),
-                Attempt::NotReady => {}
+            if let Some(r) = case.poll(0) {
+                return Some(r);
             }
         }
-        let deadline = match wait {
-            Wait::Never => return None,
-            Wait::Until(at) if Instant::now() >= at => return None,
-            Wait::Until(at) => Some(at),
-            Wait::Forever => None,
+        let Ok(deadline) = wait.deadline() else {
+            return None;
         };
         let parking = park::prepare();
         let Some(wl) = case.handle.wait_lock() else {
             // `never()`: nothing can wake this but the deadline.
             parking.park(reason, deadline, || {});
-            match wait {
-                Wait::Until(at) if Instant::now() >= at => return None,
-                _ => continue,
+            if wait.expired() {
+                return None;
             }
+            continue;
         };
         let cx = Cx::new();
         let me: *const Cx = &cx;
@@ -318,15 +333,10 @@ fn run_one(
             case: 0,
             slot: case.slot,
         };
-        if case.send {
-            g.senders.push(e);
-        } else {
-            g.receivers.push(e);
-        }
+        case.enqueue(&mut g, e);
         g.publish();
         if case.handle.ready(&g, case.send, me) {
-            g.senders.remove(me);
-            g.receivers.remove(me);
+            g.remove(me);
             drop(g);
             continue;
         }
@@ -339,11 +349,12 @@ fn run_one(
         parking.park(reason, deadline, move || drop(g));
         let sel = cx.selected();
         if sel == waker::NONE {
+            // Woken by the deadline (a cancellation unwinds in `park`).
             drop(leftovers);
-            match wait {
-                Wait::Until(at) if Instant::now() >= at => return None,
-                _ => continue,
+            if wait.expired() {
+                return None;
             }
+            continue;
         }
         // The claimer took the entry out of the queue.
         leftovers.armed = false;

@@ -213,6 +213,12 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
+    /// Removes `cx`'s entries from both queues.
+    pub(crate) fn remove(&mut self, cx: *const Cx) {
+        self.senders.remove(cx);
+        self.receivers.remove(cx);
+    }
+
     /// Records a change of state kept under the lock.
     pub(crate) fn bump(&mut self) {
         self.changes += 1;

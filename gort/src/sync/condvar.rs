@@ -30,7 +30,7 @@ use super::mutex::{Mutex, MutexGuard};
 use super::wait::{self, Claimed, Entry, Slot};
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::Lock;
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{self, Waiter};
 
 const NOTIFIED: usize = 1;
 
@@ -202,7 +202,7 @@ impl Condvar {
     ) -> (MutexGuard<'a, T>, bool) {
         let mutex: &'a Mutex<T> = guard.mutex;
         let slot = Slot::new();
-        let parking = wait::prepare();
+        let parking = park::prepare();
         let mut q = self.queue.lock();
         // SAFETY: `slot` lives in this frame until after the park below
         // ends, and the queue lock is released only by its `after` step.

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use super::wait::{self, Entry, Slot};
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::Lock;
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{self, Waiter};
 
 const LOCKED: u32 = 1;
 const WOKEN: u32 = 2;
@@ -166,7 +166,7 @@ impl RawMutex {
             }
             // Held: queue up, unless it was released meanwhile.
             let slot = Slot::new();
-            let parking = wait::prepare();
+            let parking = park::prepare();
             let mut q = self.queue.lock();
             old = self.state.load(Ordering::Relaxed);
             let registered = loop {
@@ -375,7 +375,7 @@ fn can_spin(iter: usize) -> bool {
 ///
 /// Fair enough to never starve a waiter: a waiter that waited more than
 /// 1 ms puts the lock in starvation mode, where it passes from one waiter
-/// to the next in FIFO order (see the [module docs](self)). There is no
+/// to the next in FIFO order. There is no
 /// poisoning: a panic while the lock is held unlocks it.
 ///
 /// ```

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use super::wait::{self, Claimed, Entry, Slot};
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::Lock;
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{self, Waiter};
 
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -139,7 +139,7 @@ impl Once {
     /// the state changed before we parked).
     fn wait(&self) -> usize {
         let slot = Slot::new();
-        let parking = wait::prepare();
+        let parking = park::prepare();
         let mut q = self.queue.lock();
         match self.state.load(Ordering::Acquire) {
             RUNNING => {}

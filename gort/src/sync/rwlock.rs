@@ -165,7 +165,7 @@ impl RawRwLock {
     fn read_slow(&self) {
         loop {
             let slot = Slot::new();
-            let parking = wait::prepare();
+            let parking = park::prepare();
             let mut q = self.queues.lock();
             let mut s = self.state.load(Ordering::Relaxed);
             let queued = loop {
@@ -199,7 +199,7 @@ impl RawRwLock {
     fn write_slow(&self) {
         loop {
             let slot = Slot::new();
-            let parking = wait::prepare();
+            let parking = park::prepare();
             let mut q = self.queues.lock();
             let mut s = self.state.load(Ordering::Relaxed);
             let queued = loop {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::wait::{self, Claimed, Entry, Slot};
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::{Lock, LockGuard};
-use crate::runtime::park::Waiter;
+use crate::runtime::park::{self, Waiter};
 
 const QUEUED: usize = 1;
 const ONE: usize = 2;
@@ -236,7 +236,7 @@ impl Semaphore {
     #[cold]
     fn acquire_slow(&self, n: usize) {
         let slot = Slot::new();
-        let parking = wait::prepare();
+        let parking = park::prepare();
         let mut q = self.queue.lock();
         let mut s = self.state.load(Ordering::Relaxed);
         loop {

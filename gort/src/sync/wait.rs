@@ -18,27 +18,12 @@
 //! permits, "notified") into the slot; the woken caller reads the slot to
 //! tell a hand-off from a timeout or a cancellation.
 //!
+//! [`park::prepare`]: crate::runtime::park::prepare
 //! [`Parking::park`]: crate::runtime::park::Parking::park
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::runtime::park::{self, Parking, Waiter};
-
-/// [`park::prepare`], never inlined.
-///
-/// `prepare` reads thread-locals (the current goroutine, the thread's
-/// parker). A goroutine may resume on another thread after a park, but the
-/// compiler treats a thread-local's address as fixed within a function:
-/// inlined into a function that parks in a loop (`Mutex::lock_slow`), the
-/// address computed before the first park was reused after it (seen in
-/// the release build's assembly), so a migrated goroutine read its old
-/// thread's "current goroutine" and registered someone else's waiter.
-/// Behind a call the address is computed afresh each time (DESIGN.md
-/// rule 3).
-#[inline(never)]
-pub(crate) fn prepare() -> Parking {
-    park::prepare()
-}
+use crate::runtime::park::Waiter;
 
 /// Nothing was handed over (yet).
 pub(crate) const EMPTY: usize = 0;
