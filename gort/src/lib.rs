@@ -69,6 +69,10 @@ pub use go::{go, Builder, GoId, JoinHandle, CANCELLED};
 #[cfg(not(loom))]
 pub use gort_macros::{main, test};
 #[cfg(not(loom))]
+pub use runtime::blocking::blocking;
+#[cfg(not(loom))]
+pub use runtime::lockosthread::{lock_os_thread, unlock_os_thread};
+#[cfg(not(loom))]
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
