@@ -95,7 +95,7 @@ fn park_alongside_others(parks: usize, workers: usize) -> Report {
 
 #[track_caller]
 fn assert_wired(r: &Report, workers: usize) {
-    assert_eq!(r.moved, 0, "the locked goroutine moved: {r:?}");
+    assert_eq!(r.moved, 0, "the goroutine locked to {} moved: {r:?}", r.tid);
     assert_eq!(
         r.others_on_locked_thread, 0,
         "others ran on the locked thread: {r:?}"
@@ -243,7 +243,7 @@ fn locking_on_one_proc_does_not_stop_the_others() {
 #[test]
 fn blocking_in_a_locked_goroutine_runs_and_resumes_on_its_thread() {
     let _w = watchdog("blocking while locked");
-    let (me, inside, after, others) = rt(1).run(|| {
+    let (me, inside, after, others) = rt(2).run(|| {
         let h = gort::go(|| {
             gort::lock_os_thread();
             let me = tid();
@@ -251,8 +251,7 @@ fn blocking_in_a_locked_goroutine_runs_and_resumes_on_its_thread() {
                 std::thread::sleep(Duration::from_millis(5)); // past the hand-off
                 tid()
             });
-            gort::time::sleep(Duration::from_millis(1));
-            let after = tid();
+            let after = park_alongside_others(100, 4);
             gort::unlock_os_thread();
             (me, inside, after)
         });
@@ -268,7 +267,8 @@ fn blocking_in_a_locked_goroutine_runs_and_resumes_on_its_thread() {
         (me, inside, after, others.join().unwrap())
     });
     assert_eq!(inside, me);
-    assert_eq!(after, me);
+    assert_eq!(after.tid, me);
+    assert_wired(&after, 4);
     assert_eq!(others, 100);
 }
 
