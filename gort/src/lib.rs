@@ -45,6 +45,8 @@ pub mod context;
 #[cfg(not(loom))]
 mod go;
 #[cfg(not(loom))]
+pub mod net;
+#[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]
 mod scope;
@@ -68,6 +70,10 @@ mod loom_models;
 pub use go::{go, Builder, GoId, JoinHandle, CANCELLED};
 #[cfg(not(loom))]
 pub use gort_macros::{main, test};
+#[cfg(not(loom))]
+pub use runtime::blocking::blocking;
+#[cfg(not(loom))]
+pub use runtime::lockosthread::{lock_os_thread, unlock_os_thread};
 #[cfg(not(loom))]
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]

@@ -95,6 +95,8 @@ pub(crate) enum WaitReason {
     Semacquire,
     /// `Once::call_once` while another caller runs the closure.
     Once,
+    /// A socket operation waiting for readiness.
+    IoWait,
 }
 
 impl fmt::Display for WaitReason {
@@ -116,6 +118,7 @@ impl fmt::Display for WaitReason {
             WaitReason::CondWait => "sync.Cond.Wait",
             WaitReason::Semacquire => "semacquire",
             WaitReason::Once => "sync.Once.Do",
+            WaitReason::IoWait => "IO wait",
         })
     }
 }
@@ -150,6 +153,11 @@ pub(crate) struct G {
     pub(crate) location: Cell<&'static Location<'static>>,
     /// Exits since the stack was last checked for deep pages.
     pub(crate) exits: Cell<u8>,
+    /// Nesting depth of `blocking` calls in progress (see `blocking.rs`).
+    pub(crate) blocking: Cell<u32>,
+    /// `lock_os_thread` nesting count, and the M it wires the G to.
+    pub(crate) lock_count: Cell<u32>,
+    pub(crate) locked_m: Cell<*const super::m::MShared>,
 }
 
 // SAFETY: a G is shared between threads only through the scheduler, which
@@ -212,6 +220,9 @@ impl GRef {
             name: Lock::new(None),
             location: Cell::new(Location::caller()),
             exits: Cell::new(0),
+            blocking: Cell::new(0),
+            lock_count: Cell::new(0),
+            locked_m: Cell::new(std::ptr::null()),
         });
         GRef(NonNull::from(Box::leak(g)))
     }

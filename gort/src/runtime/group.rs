@@ -205,11 +205,11 @@ impl Groups {
     /// and wake anyone waiting for its group (or all) to empty.
     pub(crate) fn exited<'a>(
         &self,
-        counts: &Counts,
+        counts: Option<&Counts>,
         group: u32,
         all: impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
     ) {
-        self.count(Some(counts), group, -1);
+        self.count(counts, group, -1);
         membarrier::light();
         if self.waiting.load(Ordering::Relaxed) == 0 {
             return;

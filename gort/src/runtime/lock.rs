@@ -64,6 +64,15 @@ impl<T> Lock<T> {
         LockGuard { lock: self }
     }
 
+    /// Takes the lock if it is free, without waiting.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<LockGuard<'_, T>> {
+        self.state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| LockGuard { lock: self })
+    }
+
     #[cold]
     fn lock_slow(&self) {
         for _ in 0..100 {

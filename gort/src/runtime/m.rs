@@ -10,13 +10,13 @@
 //! sleeper, until the earliest timer is due.
 
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use corosensei::CoroutineResult;
 
-use super::g::{self, pack, unpack, GRef, Switch, DEAD, RUNNABLE, RUNNING, WAITING};
+use super::g::{self, pack, unpack, GRef, Switch, DEAD, G, RUNNABLE, RUNNING, WAITING};
 use super::membarrier;
 use super::note::Note;
 use super::p::P;
@@ -25,7 +25,7 @@ use super::sched::Sched;
 use super::timers;
 use crate::stack::overflow;
 
-const NO_P: usize = usize::MAX;
+pub(crate) const NO_P: usize = usize::MAX;
 /// `runnext` hand-offs in a row before the hand-off target goes to the back
 /// of the queue, so a ping-ponging pair cannot starve the rest of the queue
 /// (Go relies on sysmon's 10 ms time slice for this; a count costs no clock).
@@ -35,12 +35,43 @@ const MAX_STREAK: u32 = 64;
 /// exits (see `stack::Stack::trim`).
 const TRIM_EVERY: u8 = 8;
 
+/// What an M is doing, for sysmon: the low two bits of `MShared::status`
+/// (the rest counts transitions, so sysmon can tell "still the same").
+pub(crate) const S_SCHED: u64 = 0;
+/// Running a goroutine.
+pub(crate) const S_G: u64 = 1;
+/// Running a goroutine inside `blocking`.
+pub(crate) const S_BLOCKING: u64 = 2;
+
 /// The part of an M other threads see.
+///
+/// # P ownership and sysmon
+///
+/// `p` is the P this M holds. Besides the M itself, only sysmon changes it,
+/// with a CAS from the P to `NO_P`, when the M's goroutine has kept the P
+/// too long (inside `blocking`, or without a scheduling point). The M's
+/// thread touches its P only inside a *window*: it sets `using`, then
+/// (light barrier) checks that `p` is still its P. Sysmon, after its CAS
+/// (heavy barrier), waits until `using` is clear before it hands the P on.
+/// Either the thread sees its P gone, or sysmon sees it inside a window
+/// and waits for it to leave (a Dekker pair on `using`/`p`, with the
+/// asymmetric fences of `membarrier.rs`). The scheduler loop is one long
+/// window, closed while a goroutine runs; the goroutine's own runtime
+/// calls open short ones through [`current_p`].
 pub(crate) struct MShared {
     pub(crate) id: usize,
     pub(crate) note: Note,
     nextp: AtomicUsize,
     next_spinning: AtomicBool,
+    /// A goroutine handed over by `startlockedm` (a G locked to this M).
+    nextg: AtomicPtr<G>,
+    pub(crate) p: AtomicUsize,
+    using: AtomicBool,
+    pub(crate) status: AtomicU64,
+    /// The goroutine running (sysmon sets its preempt flag).
+    pub(crate) curg: AtomicPtr<G>,
+    /// The goroutine wired to this M by `lock_os_thread` (null: none).
+    locked_g: AtomicPtr<G>,
 }
 
 impl MShared {
@@ -50,55 +81,233 @@ impl MShared {
         self.nextp.store(p, Ordering::Release);
         self.note.wakeup();
     }
+
+    /// Sysmon's side of the window protocol: takes P `p` from this M if it
+    /// still holds it, and waits until the M's thread is out of its window.
+    /// True if the P is now the caller's.
+    pub(crate) fn take_p(&self, p: usize) -> bool {
+        if self
+            .p
+            .compare_exchange(p, NO_P, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        membarrier::heavy();
+        while self.using.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        true
+    }
 }
 
 /// This thread's M.
 struct MCtx {
     sched: Arc<Sched>,
     shared: Arc<MShared>,
+    /// This thread's view of `shared.p` (valid inside a window).
     p: Cell<usize>,
     spinning: Cell<bool>,
+    /// The locked goroutine exited still locked: the thread ends (Go).
+    exit: Cell<bool>,
+}
+
+impl MCtx {
+    /// Opens the scheduler's window after a goroutine ran: false if
+    /// sysmon took the P meanwhile.
+    fn reenter(&self) -> bool {
+        self.shared.using.store(true, Ordering::Relaxed);
+        membarrier::light();
+        let id = self.p.get();
+        if id != NO_P && self.shared.p.load(Ordering::Relaxed) != id {
+            self.p.set(NO_P);
+        }
+        self.p.get() != NO_P
+    }
+
+    /// Takes P `id` (from the idle list or a hand-off).
+    fn acquire(&self, id: usize) {
+        self.p.set(id);
+        self.shared.p.store(id, Ordering::SeqCst);
+    }
+
+    /// Gives up this M's P; false if sysmon took it first (then it is
+    /// sysmon's to place, not ours).
+    fn release(&self) -> bool {
+        let id = self.p.replace(NO_P);
+        id != NO_P
+            && self
+                .shared
+                .p
+                .compare_exchange(id, NO_P, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    fn p(&self) -> Option<&P> {
+        let id = self.p.get();
+        (id != NO_P).then(|| self.sched.p(id))
+    }
+
+    fn set_status(&self, what: u64) {
+        let s = self.shared.status.load(Ordering::Relaxed);
+        self.shared
+            .status
+            .store(((s >> 2) + 1) << 2 | what, Ordering::Release);
+    }
 }
 
 thread_local! {
     static M: Cell<*const MCtx> = const { Cell::new(std::ptr::null()) };
 }
 
-/// The P held by this thread's M, if this thread is an M of `sched` holding
-/// one. Only valid to use on this thread while the M keeps the P.
-#[inline(never)] // a thread-local read: see `g::current`
-pub(crate) fn current_p(sched: &Sched) -> Option<&'static P> {
+#[inline(always)]
+fn mctx() -> Option<&'static MCtx> {
     let m = M.with(|m| m.get());
-    if m.is_null() {
-        return None;
-    }
     // SAFETY: M is set for the lifetime of `mstart`'s frame, which owns the
     // MCtx; the reference is used only on this thread meanwhile.
-    let m = unsafe { &*m };
-    if !std::ptr::eq(Arc::as_ptr(&m.sched), sched) || m.p.get() == NO_P {
+    (!m.is_null()).then(|| unsafe { &*m })
+}
+
+/// The P held by this thread's M, inside a window (see [`MShared`]); the
+/// window closes when the guard drops. `None` if this thread is not an M
+/// of `sched` holding a P. Never keep the guard across a park.
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn current_p(sched: &Sched) -> Option<PWindow> {
+    let m = mctx()?;
+    if !std::ptr::eq(Arc::as_ptr(&m.sched), sched) {
+        return None;
+    }
+    let id = m.p.get();
+    if id == NO_P {
         return None;
     }
     // SAFETY: Ps live as long as their Sched, which outlives its Ms.
-    Some(unsafe { &*(m.sched.p(m.p.get()) as *const P) })
+    let p = unsafe { &*(m.sched.p(id) as *const P) };
+    let sh = &*m.shared;
+    if sh.using.load(Ordering::Relaxed) {
+        // The scheduler loop's own window (timers, netpoll readiness).
+        return Some(PWindow { p, using: None });
+    }
+    sh.using.store(true, Ordering::Relaxed);
+    membarrier::light();
+    if sh.p.load(Ordering::Relaxed) != id {
+        sh.using.store(false, Ordering::Release);
+        m.p.set(NO_P);
+        return None;
+    }
+    Some(PWindow {
+        p,
+        using: Some(&sh.using),
+    })
+}
+
+/// A P borrowed inside a window; see [`current_p`].
+pub(crate) struct PWindow {
+    p: &'static P,
+    using: Option<&'static AtomicBool>,
+}
+
+impl std::ops::Deref for PWindow {
+    type Target = P;
+    fn deref(&self) -> &P {
+        self.p
+    }
+}
+
+impl Drop for PWindow {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(u) = self.using {
+            u.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Enters `blocking` for the running goroutine's M: from now on sysmon may
+/// hand its P to another thread (Go's `entersyscall`).
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn enter_blocking() {
+    if let Some(m) = mctx() {
+        m.set_status(S_BLOCKING);
+    }
+}
+
+/// Leaves `blocking` (Go's `exitsyscall`): true if the M still has its P
+/// or got an idle one; false if the goroutine must queue for a P (the
+/// caller yields, and `execute` queues it globally).
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn exit_blocking() -> bool {
+    let Some(m) = mctx() else { return true };
+    m.set_status(S_G);
+    if let Some(p) = current_p(&m.sched) {
+        drop(p);
+        return true;
+    }
+    // The P is gone: take an idle one if there is one.
+    let sched = &*m.sched;
+    if sched.npidle.load(Ordering::SeqCst) > 0 {
+        let mut inner = sched.inner.lock();
+        if let Some(id) = sched.pidleget(&mut inner) {
+            drop(inner);
+            m.acquire(id);
+            return true;
+        }
+    }
+    false
+}
+
+/// The running goroutine's M, for `lock_os_thread`.
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn current_shared() -> Option<*const MShared> {
+    mctx().map(|m| Arc::as_ptr(&m.shared))
+}
+
+/// Wires goroutine `g` to this M (`lock_os_thread`'s first level).
+pub(crate) fn lock_to(m: *const MShared, g: GRef) {
+    // SAFETY: `m` is the running M's shared part (alive while it runs `g`).
+    unsafe { &*m }.locked_g.store(g.as_ptr(), Ordering::Release);
+}
+
+/// Unwires the M (`unlock_os_thread`'s last level).
+pub(crate) fn unlock_from(m: *const MShared) {
+    // SAFETY: as in `lock_to`: `m` runs the calling goroutine.
+    unsafe { &*m }
+        .locked_g
+        .store(std::ptr::null_mut(), Ordering::Release);
 }
 
 /// Thread entry of an M started with P `p`.
-pub(crate) fn mstart(sched: Arc<Sched>, id: usize, p: usize, spinning: bool) {
+pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>, p: usize, spinning: bool) {
     overflow::install();
     let ctx = MCtx {
-        shared: Arc::new(MShared {
-            id,
-            note: Note::default(),
-            nextp: AtomicUsize::new(NO_P),
-            next_spinning: AtomicBool::new(false),
-        }),
+        shared,
         sched,
-        p: Cell::new(p),
+        p: Cell::new(NO_P),
         spinning: Cell::new(spinning),
+        exit: Cell::new(false),
     };
+    ctx.shared.using.store(true, Ordering::Relaxed);
+    ctx.acquire(p);
     M.with(|m| m.set(&ctx));
     schedule(&ctx);
     M.with(|m| m.set(std::ptr::null()));
+    ctx.sched.mexit(&ctx.shared);
+}
+
+/// A new M's shared part.
+pub(crate) fn new_shared(id: usize) -> Arc<MShared> {
+    Arc::new(MShared {
+        id,
+        note: Note::default(),
+        nextp: AtomicUsize::new(NO_P),
+        next_spinning: AtomicBool::new(false),
+        nextg: AtomicPtr::new(std::ptr::null_mut()),
+        p: AtomicUsize::new(NO_P),
+        using: AtomicBool::new(true),
+        status: AtomicU64::new(S_SCHED),
+        curg: AtomicPtr::new(std::ptr::null_mut()),
+        locked_g: AtomicPtr::new(std::ptr::null_mut()),
+    })
 }
 
 fn schedule(ctx: &MCtx) {
@@ -106,7 +315,15 @@ fn schedule(ctx: &MCtx) {
         if ctx.spinning.get() {
             reset_spinning(ctx);
         }
+        let locked = g.locked_m.get();
+        if !locked.is_null() && !std::ptr::eq(locked, Arc::as_ptr(&ctx.shared)) {
+            startlockedm(ctx, g);
+            continue;
+        }
         execute(ctx, g, inherit);
+        if ctx.exit.get() {
+            return;
+        }
     }
 }
 
@@ -131,16 +348,15 @@ fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
             release_p(ctx);
             return None;
         }
-        if ctx.p.get() == NO_P {
+        let Some(p) = ctx.p() else {
             stopm(ctx);
             continue;
-        }
-        let p = sched.p(ctx.p.get());
+        };
         if p.id >= sched.nprocs.load(Ordering::Acquire) {
             retire(ctx, p);
             continue;
         }
-        // SAFETY: this M holds `p`.
+        // SAFETY: this M holds `p` (inside the scheduler's window).
         let local = unsafe { p.local() };
 
         if sched.ntimers_hint.get() != u64::MAX || p.timers.len() > 0 {
@@ -173,6 +389,12 @@ fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
         if let Some(g) = sched.global_get(p, usize::MAX) {
             return Some((g, false));
         }
+        // Poll the network before stealing (Go: "only an optimization").
+        if let Some(np) = sched.netpoll.get() {
+            if !np.is_blocked() && np.poll_now() > 0 {
+                continue;
+            }
+        }
 
         // Steal, unless enough Ms are spinning already (at most half the
         // busy Ps' worth).
@@ -191,8 +413,9 @@ fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
             if let Some(g) = sched.global_get_locked(&mut inner, p, usize::MAX) {
                 return Some((g, false));
             }
-            sched.pidleput(&mut inner, p.id);
-            ctx.p.set(NO_P);
+            if ctx.release() {
+                sched.pidleput(&mut inner, p.id);
+            }
         }
         if ctx.spinning.get() {
             ctx.spinning.set(false);
@@ -204,7 +427,7 @@ fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
                 let mut inner = sched.inner.lock();
                 if let Some(id) = sched.pidleget(&mut inner) {
                     drop(inner);
-                    ctx.p.set(id);
+                    ctx.acquire(id);
                     become_spinning(ctx);
                     continue;
                 }
@@ -215,7 +438,8 @@ fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
             if when <= timers::now() {
                 let mut inner = sched.inner.lock();
                 if let Some(id) = sched.pidleget(&mut inner) {
-                    ctx.p.set(id);
+                    drop(inner);
+                    ctx.acquire(id);
                     continue;
                 }
             }
@@ -276,12 +500,15 @@ fn retire(ctx: &MCtx, p: &P) {
         sched.put_g(g, None);
     }
     let mut inner = sched.inner.lock();
-    sched.pidleput(&mut inner, p.id);
-    ctx.p.set(NO_P);
-    if let Some(id) = sched.pidleget(&mut inner) {
-        ctx.p.set(id);
+    if ctx.release() {
+        sched.pidleput(&mut inner, p.id);
     }
-    drop(inner);
+    if let Some(id) = sched.pidleget(&mut inner) {
+        drop(inner);
+        ctx.acquire(id);
+    } else {
+        drop(inner);
+    }
     if ctx.spinning.get() {
         reset_spinning(ctx);
     }
@@ -289,39 +516,56 @@ fn retire(ctx: &MCtx, p: &P) {
 }
 
 fn release_p(ctx: &MCtx) {
-    if ctx.p.get() != NO_P {
+    if let Some(p) = ctx.p() {
+        let id = p.id;
         let sched = &*ctx.sched;
         let mut inner = sched.inner.lock();
-        sched.pidleput(&mut inner, ctx.p.get());
-        ctx.p.set(NO_P);
+        if ctx.release() {
+            sched.pidleput(&mut inner, id);
+        }
     }
 }
 
-/// Sleeps until handed a P, or (as the timer sleeper) until the earliest
-/// timer; then takes an idle P if one is free to run the timers.
+/// Sleeps until handed a P. The M that finds the netpoller unwatched
+/// blocks in `epoll_wait` instead (until an event, the earliest timer or
+/// a wake-up) and runs what it readied; otherwise one M sleeps until the
+/// earliest timer. Either then takes an idle P if one is free.
 fn stopm(ctx: &MCtx) {
     let sched = &*ctx.sched;
     let m = &ctx.shared;
+    let np = sched.netpoll.get();
+    let poll = np.is_some_and(|np| np.has_waiters() && !np.is_blocked());
     let timeout = {
         let mut inner = sched.inner.lock();
         if sched.shutdown.load(Ordering::Acquire) {
             return;
         }
         m.note.clear();
-        inner.idle_ms.push(m.clone());
+        if !poll {
+            inner.idle_ms.push(m.clone());
+        }
         match sched.next_timer() {
             Some(when) if inner.timer_sleeper.is_none() => {
                 inner.timer_sleeper = Some(m.id);
+                inner.timer_sleeper_polls = poll;
                 sched.sleeper_until.store(when, Ordering::SeqCst);
                 Some(Duration::from_nanos(when.saturating_sub(timers::now())))
             }
+            Some(when) if poll => Some(Duration::from_nanos(when.saturating_sub(timers::now()))),
             _ => None,
         }
     };
-    m.note.sleep(timeout);
+    let polled = match np {
+        Some(np) if poll => np.poll_blocking(timeout),
+        _ => None,
+    };
+    if !poll {
+        m.note.sleep(timeout);
+    }
     let mut inner = sched.inner.lock();
     if inner.timer_sleeper == Some(m.id) {
         inner.timer_sleeper = None;
+        inner.timer_sleeper_polls = false;
         sched.sleeper_until.store(u64::MAX, Ordering::SeqCst);
     }
     if let Some(pos) = inner.idle_ms.iter().position(|x| Arc::ptr_eq(x, m)) {
@@ -329,11 +573,17 @@ fn stopm(ctx: &MCtx) {
     }
     let p = m.nextp.swap(NO_P, Ordering::Acquire);
     if p != NO_P {
-        ctx.p.set(p);
+        drop(inner);
+        ctx.acquire(p);
         ctx.spinning.set(m.next_spinning.load(Ordering::Relaxed));
-    } else if timeout.is_some() {
-        if let Some(id) = sched.pidleget(&mut inner) {
-            ctx.p.set(id);
+    } else if timeout.is_some() || poll {
+        // Timers came due or the poller readied goroutines (onto the
+        // global queue): run them if a P is free.
+        if polled.is_some() || timeout.is_some() {
+            if let Some(id) = sched.pidleget(&mut inner) {
+                drop(inner);
+                ctx.acquire(id);
+            }
         }
     }
 }
@@ -341,12 +591,14 @@ fn stopm(ctx: &MCtx) {
 /// Runs `g` on this M until it yields, parks or finishes.
 fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
     let sched = &*ctx.sched;
-    let p = sched.p(ctx.p.get());
     if !inherit {
-        // SAFETY: this M holds `p`.
-        let local = unsafe { p.local() };
-        local.schedtick = local.schedtick.wrapping_add(1);
+        if let Some(p) = ctx.p() {
+            // SAFETY: this M holds `p`.
+            let local = unsafe { p.local() };
+            local.schedtick = local.schedtick.wrapping_add(1);
+        }
     }
+    g.preempt.store(false, Ordering::Relaxed);
     loop {
         let (gen, _) = unpack(g.state.load(Ordering::Acquire));
         g.state.store(pack(gen, RUNNING), Ordering::Release);
@@ -363,7 +615,17 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
         }
         g::set_current(Some(g));
         overflow::set_current(g.info.get());
+        ctx.shared.curg.store(g.as_ptr(), Ordering::Relaxed);
+        ctx.set_status(if g.blocking.get() > 0 {
+            S_BLOCKING
+        } else {
+            S_G
+        });
+        // Close the scheduler's window while the goroutine runs.
+        ctx.shared.using.store(false, Ordering::Release);
         let result = coroutine.resume(());
+        ctx.reenter();
+        ctx.set_status(S_SCHED);
         overflow::set_current(std::ptr::null());
         g::set_current(None);
         match result {
@@ -373,8 +635,23 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
             }
             CoroutineResult::Yield(Switch::Yield) => {
                 g.state.store(pack(gen, RUNNABLE), Ordering::Release);
-                if let Some(batch) = p.runq.put(g.as_ptr(), false) {
-                    sched.global_put_batch(batch);
+                match ctx.p() {
+                    Some(p) if !is_locked_here(ctx, g) => {
+                        if let Some(batch) = p.runq.put(g.as_ptr(), false) {
+                            sched.global_put_batch(batch);
+                        }
+                    }
+                    _ => {
+                        // No P (sysmon took it, or `blocking` returned
+                        // without one): queue globally, as Go's
+                        // `exitsyscall0` and preemption do.
+                        sched.global_put(g);
+                        sched.wakep();
+                    }
+                }
+                if is_locked_here(ctx, g) {
+                    stoplockedm(ctx, g);
+                    continue;
                 }
                 return;
             }
@@ -400,27 +677,87 @@ fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                     {
                         continue;
                     }
-                    return;
+                } else {
+                    // A cancel that raced with this park: ready it ourselves.
+                    // Dekker with `begin_cancel` (see membarrier.rs): we stored
+                    // WAITING and load the cancelled set; it stores the set
+                    // (and runs a heavy barrier) and then loads states.
+                    membarrier::light();
+                    if g.cancelled()
+                        && g.state
+                            .compare_exchange(
+                                pack(gen, WAITING),
+                                pack(gen, RUNNABLE),
+                                Ordering::SeqCst,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                    {
+                        sched.global_put(g);
+                    }
                 }
-                // A cancel that raced with this park: ready it ourselves.
-                // Dekker with `begin_cancel` (see membarrier.rs): we stored
-                // WAITING and load the cancelled set; it stores the set
-                // (and runs a heavy barrier) and then loads states.
-                membarrier::light();
-                if g.cancelled()
-                    && g.state
-                        .compare_exchange(
-                            pack(gen, WAITING),
-                            pack(gen, RUNNABLE),
-                            Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    sched.global_put(g);
+                if is_locked_here(ctx, g) {
+                    stoplockedm(ctx, g);
+                    continue;
                 }
                 return;
             }
+        }
+    }
+}
+
+fn is_locked_here(ctx: &MCtx, g: GRef) -> bool {
+    ctx.shared.locked_g.load(Ordering::Relaxed) == g.as_ptr()
+}
+
+/// Another M found `g`, which is locked to a different M: hand that M our
+/// P and the goroutine, and go idle (Go's `startlockedm`).
+fn startlockedm(ctx: &MCtx, g: GRef) {
+    let sched = &*ctx.sched;
+    let Some(id) = ctx.p().map(|p| p.id) else {
+        sched.global_put(g);
+        return;
+    };
+    if !ctx.release() {
+        // Sysmon took our P at this very moment: let someone else try.
+        sched.global_put(g);
+        sched.wakep();
+        return;
+    }
+    // SAFETY: a locked goroutine's M lives until the goroutine unlocks it
+    // or exits, and `g` is neither running nor finished.
+    let target = unsafe { &*g.locked_m.get() };
+    target.nextg.store(g.as_ptr(), Ordering::Release);
+    target.handoff(id, false);
+}
+
+/// The goroutine locked to this M stopped running: give the P away and
+/// sleep until some M hands the goroutine back with a P (Go's
+/// `stoplockedm`). Returns holding a P, ready to resume `g`.
+fn stoplockedm(ctx: &MCtx, g: GRef) {
+    let sched = &*ctx.sched;
+    if let Some(p) = ctx.p() {
+        let id = p.id;
+        if ctx.release() {
+            sched.handoffp(id);
+        }
+    }
+    let m = &ctx.shared;
+    loop {
+        let next = m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
+        if !next.is_null() {
+            debug_assert_eq!(next, g.as_ptr());
+            m.note.clear();
+            let p = m.nextp.swap(NO_P, Ordering::Acquire);
+            debug_assert_ne!(p, NO_P, "a locked goroutine comes back with a P");
+            ctx.acquire(p);
+            return;
+        }
+        m.note.sleep(None);
+        if sched.shutdown.load(Ordering::Acquire) && m.nextg.load(Ordering::Acquire).is_null() {
+            // Cancellation readies the goroutine through the queues, so a
+            // hand-off is still on its way; keep waiting for it.
+            m.note.clear();
         }
     }
 }
@@ -438,10 +775,27 @@ fn goexit(ctx: &MCtx, g: GRef) {
     }
     // SAFETY: as above.
     unsafe { *g.stack_mut() = Some(stack) };
+    let locked = is_locked_here(ctx, g);
+    g.blocking.set(0);
+    g.lock_count.set(0);
+    g.locked_m.set(std::ptr::null());
     let (gen, _) = unpack(g.state.load(Ordering::Acquire));
     g.state.store(pack(gen + 1, DEAD), Ordering::Release);
-    let p = sched.p(ctx.p.get());
+    let p = ctx.p();
     let group = g.group.load(Ordering::Relaxed);
-    sched.put_g(g, Some(p));
+    sched.put_g(g, p);
     sched.goroutine_exited(p, group);
+    if locked {
+        // Exited while locked to this thread: the thread may carry state
+        // the goroutine changed, so it ends with it (Go does the same).
+        ctx.shared
+            .locked_g
+            .store(std::ptr::null_mut(), Ordering::Release);
+        if let Some(id) = ctx.p().map(|p| p.id) {
+            if ctx.release() {
+                sched.handoffp(id);
+            }
+        }
+        ctx.exit.set(true);
+    }
 }

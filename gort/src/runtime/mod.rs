@@ -8,12 +8,15 @@
 //! (per-P heaps), `note`/`futex`/`lock` (how threads sleep). Nothing outside
 //! this module touches run queues, threads or stacks.
 
+pub(crate) mod blocking;
 pub(crate) mod futex;
 pub(crate) mod g;
 pub(crate) mod group;
 pub(crate) mod lock;
+pub(crate) mod lockosthread;
 pub(crate) mod m;
 pub(crate) mod membarrier;
+pub(crate) mod netpoll;
 pub(crate) mod note;
 pub(crate) mod p;
 pub(crate) mod panic_hook;
@@ -21,6 +24,7 @@ pub(crate) mod park;
 pub(crate) mod rand;
 pub(crate) mod runq;
 pub(crate) mod sched;
+pub(crate) mod sysmon;
 pub(crate) mod timers;
 
 use std::io;
@@ -44,7 +48,11 @@ use sched::Sched;
 pub struct Builder {
     procs: Option<usize>,
     stack_size: Option<usize>,
+    max_threads: Option<usize>,
 }
+
+/// Default cap on a runtime's OS threads (Go's default for SetMaxThreads).
+pub const DEFAULT_MAX_THREADS: usize = 10_000;
 
 impl Builder {
     /// A builder with the defaults: `procs` from `GOMAXPROCS` or the
@@ -66,10 +74,27 @@ impl Builder {
         self
     }
 
+    /// Cap on the OS threads running this runtime's goroutines (Go's
+    /// `debug.SetMaxThreads`), default [`DEFAULT_MAX_THREADS`]. Threads
+    /// beyond `procs` are started for goroutines inside [`blocking`](crate::blocking)
+    /// or hogging their processor; needing more than the cap is a panic
+    /// naming this setting ("thread exhaustion").
+    ///
+    /// ```
+    /// let rt = gort::runtime::Builder::new().max_threads(64).build()?;
+    /// assert_eq!(rt.run(|| gort::blocking(|| 7)), 7);
+    /// assert!(gort::runtime::Builder::new().max_threads(0).build().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_threads(mut self, n: usize) -> Builder {
+        self.max_threads = Some(n);
+        self
+    }
+
     /// Builds the runtime. Its threads start on demand.
     ///
     /// Errors with [`io::ErrorKind::InvalidInput`] naming the setting when
-    /// `procs` or `stack_size` is out of range.
+    /// `procs`, `stack_size` or `max_threads` is out of range.
     pub fn build(self) -> io::Result<Runtime> {
         let procs = match self.procs {
             Some(n) if (1..=MAX_PROCS).contains(&n) => n,
@@ -87,11 +112,21 @@ impl Builder {
             self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE),
             "stack_size",
         )?;
+        let max_threads = match self.max_threads {
+            None => DEFAULT_MAX_THREADS,
+            Some(n) if n >= 1 => n,
+            Some(n) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("gort: max_threads = {n} is out of range: it must be at least 1"),
+                ))
+            }
+        };
         stack::overflow::install();
         membarrier::init();
         panic_hook::install();
         Ok(Runtime {
-            sched: Sched::new(procs, stack_size),
+            sched: Sched::new(procs, stack_size, max_threads),
         })
     }
 }

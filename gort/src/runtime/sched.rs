@@ -23,7 +23,9 @@ use super::g::{self, pack, unpack, GRef, CLAIMED, RUNNABLE, WAITING};
 use super::group::{self, Counts, Groups};
 use super::lock::Lock;
 use super::m::{self, MShared};
+use super::netpoll::Netpoll;
 use super::p::{P, P_IDLE, P_RETIRED, P_RUNNING};
+use super::sysmon::Sysmon;
 use super::timers::Hint;
 use crate::stack;
 
@@ -63,8 +65,19 @@ pub(crate) struct Sched {
     /// Deadline of the M sleeping for timers (u64::MAX: none).
     pub(crate) sleeper_until: AtomicU64,
     threads: Lock<Vec<JoinHandle<()>>>,
+    /// Ms started so far (names and ids).
     pub(crate) nthreads: AtomicUsize,
+    /// Ms alive now, and every M's shared part (sysmon scans them).
+    pub(crate) allm: Lock<Vec<Arc<MShared>>>,
+    /// Cap on live Ms (`Builder::max_threads`, Go's SetMaxThreads).
+    pub(crate) max_threads: usize,
     pub(crate) steals: AtomicU64,
+    /// Ps sysmon took from goroutines in `blocking` or hogging their P.
+    pub(crate) handoffs: AtomicU64,
+    /// The epoll instance, created with the first socket.
+    pub(crate) netpoll: OnceLock<Netpoll>,
+    /// The monitor thread's state (see `sysmon.rs`).
+    pub(crate) sysmon: Sysmon,
 }
 
 pub(crate) struct Inner {
@@ -72,10 +85,13 @@ pub(crate) struct Inner {
     pub(crate) idle_ps: Vec<usize>,
     pub(crate) idle_ms: Vec<Arc<MShared>>,
     pub(crate) timer_sleeper: Option<usize>,
+    /// The timer sleeper is blocked in `epoll_wait` (wake it through the
+    /// netpoller, not its note).
+    pub(crate) timer_sleeper_polls: bool,
 }
 
 impl Sched {
-    pub(crate) fn new(procs: usize, stack_size: usize) -> Arc<Sched> {
+    pub(crate) fn new(procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
         let allp: Box<[OnceLock<P>]> = (0..MAX_PROCS).map(|_| OnceLock::new()).collect();
         for (i, slot) in allp.iter().enumerate().take(procs) {
             let _ = slot.set(P::new(i));
@@ -92,6 +108,7 @@ impl Sched {
                 idle_ps: (0..procs).rev().collect(),
                 idle_ms: Vec::new(),
                 timer_sleeper: None,
+                timer_sleeper_polls: false,
             }),
             global_len: AtomicUsize::new(0),
             groups: Groups::default(),
@@ -103,7 +120,12 @@ impl Sched {
             sleeper_until: AtomicU64::new(u64::MAX),
             threads: Lock::new(Vec::new()),
             nthreads: AtomicUsize::new(0),
+            allm: Lock::new(Vec::new()),
+            max_threads,
             steals: AtomicU64::new(0),
+            handoffs: AtomicU64::new(0),
+            netpoll: OnceLock::new(),
+            sysmon: Sysmon::default(),
         })
     }
 
@@ -244,18 +266,81 @@ impl Sched {
         }
     }
 
+    /// Places a P that its M gave up or sysmon took (Go's `handoffp`): to
+    /// a thread if there is work for it (its queue, the global queue, its
+    /// timers, an unwatched netpoller, or no one looking for work), else
+    /// on the idle list.
+    pub(crate) fn handoffp(&self, id: usize) {
+        let p = self.p(id);
+        if id < self.nprocs.load(Ordering::Acquire) {
+            if !p.runq.is_empty() || self.global_len() > 0 || p.timers.len() > 0 {
+                self.startm(id, false);
+                return;
+            }
+            if self.nmspinning.load(Ordering::SeqCst) + self.npidle.load(Ordering::SeqCst) == 0
+                && self
+                    .nmspinning
+                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.startm(id, true);
+                return;
+            }
+            if self
+                .netpoll
+                .get()
+                .is_some_and(|np| np.has_waiters() && !np.is_blocked())
+            {
+                self.startm(id, false);
+                return;
+            }
+        }
+        let mut inner = self.inner.lock();
+        self.pidleput(&mut inner, id);
+        drop(inner);
+        // Work may have been queued while the P was in transit.
+        if self.global_len() > 0 {
+            self.wakep();
+        }
+    }
+
     fn newm(&self, p: usize, spinning: bool) {
+        let live = {
+            let mut allm = self.allm.lock();
+            if allm.len() >= self.max_threads {
+                drop(allm);
+                // Undo what the caller took, then fail loudly.
+                {
+                    let mut inner = self.inner.lock();
+                    self.pidleput(&mut inner, p);
+                }
+                if spinning {
+                    self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                }
+                thread_exhaustion(self.max_threads);
+            }
+            let n = self.nthreads.fetch_add(1, Ordering::Relaxed) + 1;
+            let shared = m::new_shared(n);
+            allm.push(shared.clone());
+            (n, shared)
+        };
+        let (n, shared) = live;
         let sched = self.arc();
-        let n = self.nthreads.fetch_add(1, Ordering::Relaxed) + 1;
         let handle = std::thread::Builder::new()
             .name(format!("gort-{}-m{n}", self.id))
-            .spawn(move || m::mstart(sched, n, p, spinning));
+            .spawn(move || m::mstart(sched, shared, p, spinning));
         match handle {
             Ok(h) => self.threads.lock().push(h),
             Err(e) => panic!(
                 "gort: cannot start an OS thread for the scheduler ({n} threads so far): {e}"
             ),
         }
+        super::sysmon::start(self);
+    }
+
+    /// An M's thread is ending.
+    pub(crate) fn mexit(&self, m: &Arc<MShared>) {
+        self.allm.lock().retain(|x| !Arc::ptr_eq(x, m));
     }
 
     /// An `Arc` to self (Scheds only ever live in an Arc).
@@ -278,7 +363,11 @@ impl Sched {
             self.wakep();
         } else if when < until {
             let inner = self.inner.lock();
-            if let Some(id) = inner.timer_sleeper {
+            if inner.timer_sleeper_polls {
+                if let Some(np) = self.netpoll.get() {
+                    np.wake();
+                }
+            } else if let Some(id) = inner.timer_sleeper {
                 if let Some(m) = inner.idle_ms.iter().find(|m| m.id == id) {
                     m.note.wakeup();
                 }
@@ -322,7 +411,9 @@ impl Sched {
             return Err(io::Error::other("gort: the runtime has shut down"));
         }
         let size = opts.stack_size.unwrap_or(self.stack_size);
-        let here = m::current_p(self);
+        // The P window closes before anything below can switch.
+        let window = m::current_p(self);
+        let here = window.as_deref();
         let g = self.get_g(size, here)?;
         // SAFETY: `g` was just taken from a free list or allocated: no one
         // else owns it until it is queued below.
@@ -391,7 +482,9 @@ impl Sched {
             }
             None => self.global_put(g),
         }
+        drop(window);
         self.wakep();
+        super::park::preempt_point();
         Ok(g)
     }
 
@@ -472,9 +565,10 @@ impl Sched {
         self.groups.live_count(self.counts(), group::ALL)
     }
 
-    /// A goroutine of `group` finished on P `p`.
-    pub(crate) fn goroutine_exited(&self, p: &P, group: u32) {
-        self.groups.exited(&p.counts, group, || self.counts());
+    /// A goroutine of `group` finished on P `p` (or on an M without one).
+    pub(crate) fn goroutine_exited(&self, p: Option<&P>, group: u32) {
+        self.groups
+            .exited(p.map(|p| &p.counts), group, || self.counts());
     }
 
     /// Cancels `group` (or `group::ALL`): its parked goroutines are readied
@@ -532,12 +626,16 @@ impl Sched {
         self.begin_cancel(group::ALL);
         self.end_cancel(group::ALL);
         self.shutdown.store(true, Ordering::SeqCst);
+        super::sysmon::stop(self);
         loop {
             {
                 let inner = self.inner.lock();
                 for m in &inner.idle_ms {
                     m.note.wakeup();
                 }
+            }
+            if let Some(np) = self.netpoll.get() {
+                np.wake();
             }
             let threads = std::mem::take(&mut *self.threads.lock());
             if threads.is_empty() {
@@ -619,6 +717,23 @@ impl Sched {
     }
 }
 
+/// Too many threads: Go's "thread exhaustion", naming the setting. In a
+/// goroutine (which asked for the thread, say by spawning) it panics there;
+/// on a runtime thread nothing could catch it, so the process ends.
+#[cold]
+fn thread_exhaustion(max: usize) -> ! {
+    let msg = format!(
+        "gort: thread exhaustion: the runtime needs more than max_threads = {max} OS threads \
+         (goroutines blocked in `blocking` or hogging their processor each hold one); \
+         raise it with runtime::Builder::max_threads"
+    );
+    if g::current().is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("{msg}");
+    std::process::abort();
+}
+
 /// Per-goroutine spawn options.
 pub(crate) struct SpawnOpts {
     pub(crate) name: Option<String>,
@@ -695,6 +810,7 @@ fn enqueue(g: GRef, next: bool) {
     match m::current_p(sched) {
         Some(p) => {
             if let Some(batch) = p.runq.put(g.as_ptr(), next) {
+                drop(p);
                 sched.global_put_batch(batch);
             }
         }

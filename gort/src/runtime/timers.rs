@@ -200,20 +200,20 @@ impl Hint {
 /// Adds a timer that wakes `w` at `when` to the current P's heap (the
 /// first P's when the caller runs on none of `sched`'s threads).
 pub(crate) fn add_wake(sched: &Sched, when: u64, w: Waiter) {
-    heap_for(sched).push(when, Fire::Wake(w));
+    push(sched, when, Fire::Wake(w));
     sched.timer_added(when);
 }
 
 /// Adds a timer that fires `task` with `seq` at `when` (see `add_wake`).
 pub(crate) fn add_task(sched: &Sched, when: u64, task: Arc<dyn TimerTask>, seq: u64) {
-    heap_for(sched).push(when, Fire::Task(task, seq));
+    push(sched, when, Fire::Task(task, seq));
     sched.timer_added(when);
 }
 
-fn heap_for(sched: &Sched) -> &Timers {
+fn push(sched: &Sched, when: u64, fire: Fire) {
     match super::m::current_p(sched) {
-        Some(p) => &p.timers,
-        None => &sched.p(0).timers,
+        Some(p) => p.timers.push(when, fire),
+        None => sched.p(0).timers.push(when, fire),
     }
 }
 

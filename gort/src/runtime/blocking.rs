@@ -1,0 +1,64 @@
+//! `blocking(f)`: a known blocking call (Go's `entersyscall` /
+//! `exitsyscall`).
+//!
+//! The goroutine keeps its thread and, at first, its P: a short call costs
+//! two status stores and one window check. The M's status says "blocking",
+//! and if the call is still running after ~20 µs, sysmon takes the P (with
+//! its run queue) and hands it to another thread (`sysmon.rs`). On return
+//! the goroutine keeps its P if it still has it, else takes an idle one,
+//! else yields: `execute` queues it on the global queue and its thread
+//! goes idle, as Go's `exitsyscall0`.
+//!
+//! The blocking state belongs to the goroutine, not the thread: if `f`
+//! parks (say it receives from a channel), the goroutine resumes, maybe on
+//! another M, still inside `blocking` (`execute` restores the status).
+
+use super::g::{self, GRef, Switch};
+use super::m;
+use super::park;
+
+/// Runs `f`, a call that may block its thread (a system call, a blocking
+/// library), without stalling the other goroutines: if `f` blocks for more
+/// than about 20 µs, the goroutine's processor and its run queue are handed
+/// to another thread (Go does the same for system calls). Returns `f`'s
+/// value; a panic in `f` propagates. On a plain thread it just calls `f`.
+///
+/// ```
+/// let rt = gort::runtime::Builder::new().procs(1).build().unwrap();
+/// let n = rt.run(|| {
+///     let other = gort::go(|| 1 + 1); // runs while main sleeps below
+///     let v = gort::blocking(|| {
+///         std::thread::sleep(std::time::Duration::from_millis(20));
+///         40
+///     });
+///     v + other.join().unwrap()
+/// });
+/// assert_eq!(n, 42);
+/// ```
+pub fn blocking<F: FnOnce() -> R, R>(f: F) -> R {
+    let Some(g) = g::current() else {
+        return f();
+    };
+    let depth = g.blocking.get();
+    g.blocking.set(depth + 1);
+    if depth == 0 {
+        m::enter_blocking();
+    }
+    let _exit = Exit(g);
+    f()
+}
+
+struct Exit(GRef);
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        let g = self.0;
+        let depth = g.blocking.get() - 1;
+        g.blocking.set(depth);
+        if depth == 0 && !m::exit_blocking() && !std::thread::panicking() {
+            // No P to go on with: queue for one (a goroutine unwinding a
+            // panic stays on its thread and goes on without one).
+            park::suspend(g, Switch::Yield);
+        }
+    }
+}

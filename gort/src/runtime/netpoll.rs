@@ -1,0 +1,456 @@
+//! The netpoller: readiness of sockets, and the goroutines waiting for it
+//! (Go's runtime/netpoll.go and netpoll_epoll.go).
+//!
+//! Each runtime has one epoll instance (through mio), created on first use.
+//! A socket is registered once, edge-triggered for reading and writing,
+//! with a *poll descriptor* ([`PollDesc`]) that records per direction
+//! whether readiness arrived and at most one parked waiter (the net layer
+//! serialises readers and writers, as Go's `fdMutex` does). An I/O call
+//! tries the system call first; on `EAGAIN` it waits on the descriptor:
+//!
+//! ```text
+//!   waiter (on EAGAIN)                      poller (an epoll event)
+//!   lock desc                               lock desc
+//!   ready? consume it, retry the call       ready = true
+//!   else record waiter, park;               take the waiter
+//!        the park's after step unlocks      unlock, wake the waiter
+//! ```
+//!
+//! Both sides hold the descriptor's lock, and the waiter's lock is released
+//! only after it is switched out (DESIGN.md rule 1), so readiness that
+//! arrives between `EAGAIN` and the park is either seen by the waiter
+//! (`ready`) or finds the waiter recorded: no lost wake-up (modelled in
+//! `netpoll_models.rs`). Readiness is sticky until a waiter consumes it, as
+//! edge-triggered epoll requires.
+//!
+//! Descriptors are type-stable (never freed, recycled through a free
+//! list) and an epoll token carries the descriptor's index and a sequence
+//! number bumped on every reuse, so an event collected for a socket that
+//! has since closed finds a different sequence and is dropped (Go's
+//! `fdseq` tag).
+//!
+//! Scheduler integration, as Go's: an M looking for work polls without
+//! blocking before it steals (`m.rs`); when every P is idle, exactly one M
+//! blocks in `epoll_wait` with the earliest timer as its timeout (it is then
+//! the runtime's timer sleeper too) and is woken through a [`mio::Waker`]
+//! when a nearer timer appears or the runtime shuts down; sysmon polls if
+//! no one has for 10 ms.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::g::WaitReason;
+use super::lock::Lock;
+use super::park::{self, Waiter};
+use super::sched::Sched;
+use super::timers;
+
+/// The token of the runtime's waker.
+const WAKE_TOKEN: Token = Token(usize::MAX);
+/// Events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+
+/// One runtime's epoll instance.
+pub(crate) struct Netpoll {
+    state: Lock<PollState>,
+    registry: mio::Registry,
+    waker: mio::Waker,
+    /// Waiters recorded in descriptors of this runtime.
+    waiters: AtomicUsize,
+    /// A thread is blocked in `epoll_wait`.
+    blocked: AtomicBool,
+    /// When someone last polled (timers::now() nanoseconds).
+    last_poll: AtomicU64,
+}
+
+struct PollState {
+    poll: Poll,
+    events: Events,
+    woken: Vec<Waiter>,
+}
+
+impl Netpoll {
+    fn new() -> io::Result<Netpoll> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(&registry, WAKE_TOKEN)?;
+        Ok(Netpoll {
+            state: Lock::new(PollState {
+                poll,
+                events: Events::with_capacity(EVENTS),
+                woken: Vec::with_capacity(EVENTS),
+            }),
+            registry,
+            waker,
+            waiters: AtomicUsize::new(0),
+            blocked: AtomicBool::new(false),
+            last_poll: AtomicU64::new(timers::now()),
+        })
+    }
+
+    /// Whether any goroutine or thread waits on a descriptor.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether a thread is blocked in `epoll_wait` now.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::SeqCst)
+    }
+
+    /// Nanoseconds (timers::now) of the last poll.
+    pub(crate) fn last_poll(&self) -> u64 {
+        self.last_poll.load(Ordering::Relaxed)
+    }
+
+    /// Interrupts a blocked `epoll_wait`.
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            // An eventfd write fails only if the counter would overflow,
+            // in which case the poller is awake anyway.
+            debug_assert!(false, "gort: netpoll waker failed: {e}");
+        }
+    }
+
+    /// Polls without blocking and wakes the waiters whose sockets are
+    /// ready; returns how many were woken. Skips if another thread polls.
+    pub(crate) fn poll_now(&self) -> usize {
+        if !self.has_waiters() {
+            return 0;
+        }
+        match self.state.try_lock() {
+            Some(mut st) => self.poll_locked(&mut st, Some(Duration::ZERO)),
+            None => 0,
+        }
+    }
+
+    /// Blocks in `epoll_wait` until an event, the waker or `timeout`;
+    /// wakes the waiters of ready sockets. Returns `None` without
+    /// blocking if another thread is already the blocked poller.
+    pub(crate) fn poll_blocking(&self, timeout: Option<Duration>) -> Option<usize> {
+        if self.blocked.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let n = self
+            .state
+            .try_lock()
+            .map(|mut st| self.poll_locked(&mut st, timeout));
+        self.blocked.store(false, Ordering::SeqCst);
+        n
+    }
+
+    fn poll_locked(&self, st: &mut PollState, timeout: Option<Duration>) -> usize {
+        let PollState {
+            poll,
+            events,
+            woken,
+        } = st;
+        if let Err(e) = poll.poll(events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("gort: epoll_wait failed: {e}");
+            }
+            return 0;
+        }
+        self.last_poll.store(timers::now(), Ordering::Relaxed);
+        for ev in events.iter() {
+            if ev.token() == WAKE_TOKEN {
+                continue;
+            }
+            let (index, seq) = untoken(ev.token());
+            let read = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+            let write = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+            desc(index).notify(self, seq, read, write, woken);
+        }
+        let n = woken.len();
+        for w in woken.drain(..) {
+            // Queued behind the others: a batch of readied goroutines must
+            // not each kick the previous one out of `runnext`.
+            w.wake_fifo();
+        }
+        n
+    }
+}
+
+/// The netpoller of `sched`, created on first use.
+pub(crate) fn get(sched: &Sched) -> io::Result<&Netpoll> {
+    if let Some(np) = sched.netpoll.get() {
+        return Ok(np);
+    }
+    let np = Netpoll::new()?;
+    Ok(sched.netpoll.get_or_init(|| np))
+}
+
+/// Which way an I/O call waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+/// A socket's poll descriptor (Go's `pollDesc`). Never freed.
+pub(crate) struct PollDesc {
+    index: u32,
+    state: Lock<DescState>,
+}
+
+#[derive(Default)]
+struct DescState {
+    /// Bumped each time the descriptor is reused.
+    seq: u32,
+    rd: Side,
+    wr: Side,
+}
+
+#[derive(Default)]
+struct Side {
+    /// Readiness arrived and no waiter has consumed it yet.
+    ready: bool,
+    waiter: Option<Waiter>,
+}
+
+impl DescState {
+    fn side(&mut self, dir: Dir) -> &mut Side {
+        match dir {
+            Dir::Read => &mut self.rd,
+            Dir::Write => &mut self.wr,
+        }
+    }
+}
+
+impl PollDesc {
+    /// Readiness for `seq` arrived: mark the sides ready and collect their
+    /// waiters into `woken`.
+    fn notify(&self, np: &Netpoll, seq: u32, read: bool, write: bool, woken: &mut Vec<Waiter>) {
+        let mut st = self.state.lock();
+        if st.seq != seq {
+            return; // the socket closed and the descriptor moved on
+        }
+        let st = &mut *st;
+        for (hit, side) in [(read, &mut st.rd), (write, &mut st.wr)] {
+            if hit {
+                side.ready = true;
+                if let Some(w) = side.waiter.take() {
+                    np.waiters.fetch_sub(1, Ordering::SeqCst);
+                    woken.push(w);
+                }
+            }
+        }
+    }
+}
+
+struct Slab {
+    all: Vec<&'static PollDesc>,
+    free: Vec<u32>,
+}
+
+static SLAB: Lock<Slab> = Lock::new(Slab {
+    all: Vec::new(),
+    free: Vec::new(),
+});
+fn desc(index: u32) -> &'static PollDesc {
+    SLAB.lock().all[index as usize]
+}
+
+fn token(index: u32, seq: u32) -> Token {
+    Token(((index as usize) << 32) | seq as usize)
+}
+
+fn untoken(t: Token) -> (u32, u32) {
+    ((t.0 >> 32) as u32, t.0 as u32)
+}
+
+/// A socket registered with its runtime's netpoller; deregisters on drop.
+pub(crate) struct Registration {
+    desc: &'static PollDesc,
+    seq: u32,
+    fd: RawFd,
+    sched: Arc<Sched>,
+}
+
+impl Registration {
+    /// Registers `fd` (already non-blocking) with the netpoller of the
+    /// current goroutine's runtime (the default runtime on a plain thread).
+    pub(crate) fn new(fd: RawFd) -> io::Result<Registration> {
+        let sched = super::current_sched().arc();
+        let np = get(&sched)?;
+        let desc = {
+            let mut slab = SLAB.lock();
+            match slab.free.pop() {
+                Some(i) => slab.all[i as usize],
+                None => {
+                    let index = u32::try_from(slab.all.len())
+                        .map_err(|_| io::Error::other("gort: too many sockets"))?;
+                    let d: &'static PollDesc = Box::leak(Box::new(PollDesc {
+                        index,
+                        state: Lock::new(DescState::default()),
+                    }));
+                    slab.all.push(d);
+                    d
+                }
+            }
+        };
+        let seq = {
+            let mut st = desc.state.lock();
+            st.seq = st.seq.wrapping_add(1);
+            st.rd = Side::default();
+            st.wr = Side::default();
+            st.seq
+        };
+        if let Err(e) = np.registry.register(
+            &mut SourceFd(&fd),
+            token(desc.index, seq),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            release(desc);
+            return Err(e);
+        }
+        Ok(Registration {
+            desc,
+            seq,
+            fd,
+            sched,
+        })
+    }
+
+    /// The registered file descriptor.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Runs `op` (a non-blocking system call) until it does not fail with
+    /// `WouldBlock`, waiting for readiness in between; gives up at
+    /// `deadline` with a `WouldBlock` error saying it timed out (std's
+    /// kind for a socket timeout on Unix).
+    pub(crate) fn io<R>(
+        &self,
+        dir: Dir,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            if !self.wait(dir, deadline) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    match dir {
+                        Dir::Read => "gort: read timed out",
+                        Dir::Write => "gort: write timed out",
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Waits until the socket may be ready for `dir`; false if `deadline`
+    /// passed first.
+    pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> bool {
+        let sched: &Sched = &self.sched;
+        let np = get(sched).expect("registered, so the netpoller exists");
+        loop {
+            let mut st = self.desc.state.lock();
+            debug_assert_eq!(st.seq, self.seq);
+            let side = st.side(dir);
+            if side.ready {
+                side.ready = false;
+                return true;
+            }
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return false;
+            }
+            assert!(
+                side.waiter.is_none(),
+                "gort: two waiters on one socket direction (the net layer serialises them)"
+            );
+            let parking = park::prepare();
+            let me = parking.waiter().clone();
+            side.waiter = Some(me.clone());
+            np.waiters.fetch_add(1, Ordering::SeqCst);
+            let thread = matches!(me, Waiter::Thread { .. });
+            // On unwind (a cancelled goroutine) or a timeout, take our
+            // waiter back out of the descriptor.
+            let cleanup = Unregister {
+                desc: self.desc,
+                np,
+                dir,
+                me,
+            };
+            parking.park(WaitReason::IoWait, deadline, move || {
+                drop(st);
+                if thread {
+                    // A plain thread's waiter needs some M to poll.
+                    np_kick(sched, np);
+                }
+            });
+            drop(cleanup);
+        }
+    }
+}
+
+/// Makes sure some thread will poll for a plain thread's waiter: an idle P
+/// gets a spinning M, which ends up as the blocked poller.
+fn np_kick(sched: &Sched, np: &Netpoll) {
+    if !np.is_blocked() {
+        sched.wakep();
+    }
+}
+
+struct Unregister<'a> {
+    desc: &'static PollDesc,
+    np: &'a Netpoll,
+    dir: Dir,
+    me: Waiter,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        let mut st = self.desc.state.lock();
+        let side = st.side(self.dir);
+        if side.waiter.as_ref().is_some_and(|w| w.same(&self.me)) {
+            side.waiter = None;
+            self.np.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(np) = self.sched.netpoll.get() {
+            // Fails only if the fd was closed already; the descriptor is
+            // retired by its sequence number either way.
+            let _ = np.registry.deregister(&mut SourceFd(&self.fd));
+        }
+        release(self.desc);
+    }
+}
+
+/// Retires a descriptor: bump its sequence (late events are dropped) and
+/// return it to the free list.
+fn release(desc: &'static PollDesc) {
+    {
+        let mut st = desc.state.lock();
+        st.seq = st.seq.wrapping_add(1);
+        debug_assert!(st.rd.waiter.is_none() && st.wr.waiter.is_none());
+        st.rd = Side::default();
+        st.wr = Side::default();
+    }
+    SLAB.lock().free.push(desc.index);
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("index", &self.desc.index)
+            .finish()
+    }
+}

@@ -1,0 +1,175 @@
+//! sysmon: the monitor thread (Go's `sysmon` and `retake` in proc.go).
+//!
+//! One thread per runtime, started with its first M, running without a P.
+//! It sleeps 20 µs at first and, after 50 rounds in a row with nothing to
+//! do, doubles its sleep up to 10 ms. Each round it:
+//!
+//! * retakes Ps (DESIGN.md rule 4): from an M whose goroutine has been
+//!   inside `blocking` for more than 20 µs (unless there is nothing else to
+//!   run and someone is already looking for work, as Go's syscall retake),
+//!   and from an M whose goroutine has run for more than 10 ms without a
+//!   scheduling point. The hog's preempt flag is set (it yields at its next
+//!   scheduling point); its P, with the run queue on it, goes to another
+//!   thread (`Sched::handoffp`), so the others keep running while the hog
+//!   goes on, on its own thread. We do not preempt with signals. How the P
+//!   is taken from under a running thread safely is the window protocol in
+//!   `m.rs` (`MShared::take_p`).
+//! * polls the netpoller if it has waiters and no one has polled for 10 ms
+//!   (every P busy running goroutines that never look for work);
+//! * starts a thread for timers that are overdue (every P busy, or the
+//!   timer sleeper late).
+//!
+//! "The same for too long" is judged from each M's status word, which
+//! counts transitions: sysmon remembers the word and when it first saw it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::lock::Lock;
+use super::m::{MShared, NO_P, S_BLOCKING, S_G};
+use super::note::Note;
+use super::sched::Sched;
+use super::timers;
+
+/// A goroutine inside `blocking` keeps its P this long.
+const BLOCKING_SLICE: u64 = 20_000;
+/// A goroutine without a scheduling point keeps its P this long.
+const RUN_SLICE: u64 = 10_000_000;
+/// The netpoller is polled by sysmon if no one has for this long.
+const POLL_EVERY: u64 = 10_000_000;
+const MIN_DELAY_US: u64 = 20;
+const MAX_DELAY_US: u64 = 10_000;
+
+/// The monitor's per-runtime state.
+#[derive(Default)]
+pub(crate) struct Sysmon {
+    started: AtomicBool,
+    note: Note,
+    handle: Lock<Option<JoinHandle<()>>>,
+}
+
+/// Starts `sched`'s monitor if it is not running yet.
+pub(crate) fn start(sched: &Sched) {
+    if sched.sysmon.started.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let s = sched.arc();
+    let handle = std::thread::Builder::new()
+        .name(format!("gort-{}-sysmon", sched.id))
+        .spawn(move || run(&s));
+    match handle {
+        Ok(h) => *sched.sysmon.handle.lock() = Some(h),
+        Err(e) => eprintln!("gort: cannot start the sysmon thread ({e}); blocking calls and CPU-bound goroutines will hold their processors"),
+    }
+}
+
+/// Stops the monitor (runtime shutdown; `shutdown` is already set).
+pub(crate) fn stop(sched: &Sched) {
+    sched.sysmon.note.wakeup();
+    let h = sched.sysmon.handle.lock().take();
+    if let Some(h) = h {
+        let _ = h.join();
+    }
+}
+
+fn run(sched: &Arc<Sched>) {
+    let mut delay = MIN_DELAY_US;
+    let mut idle = 0u32;
+    let mut seen: HashMap<usize, (u64, u64)> = HashMap::new();
+    let mut cands: Vec<(Arc<MShared>, usize, bool)> = Vec::new();
+    loop {
+        if idle == 0 {
+            delay = MIN_DELAY_US;
+        } else if idle > 50 {
+            delay = (delay * 2).min(MAX_DELAY_US);
+        }
+        sched.sysmon.note.sleep(Some(Duration::from_micros(delay)));
+        if sched.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let now = timers::now();
+        let mut busy = false;
+        if let Some(np) = sched.netpoll.get() {
+            if np.has_waiters()
+                && !np.is_blocked()
+                && now.saturating_sub(np.last_poll()) > POLL_EVERY
+                && np.poll_now() > 0
+            {
+                busy = true;
+            }
+        }
+        if sched
+            .next_timer()
+            .is_some_and(|when| when + BLOCKING_SLICE < now)
+        {
+            sched.wakep();
+        }
+        if retake(sched, now, &mut seen, &mut cands) > 0 {
+            busy = true;
+        }
+        idle = if busy { 0 } else { idle.saturating_add(1) };
+    }
+}
+
+/// Takes Ps from Ms that kept them too long; returns how many.
+fn retake(
+    sched: &Sched,
+    now: u64,
+    seen: &mut HashMap<usize, (u64, u64)>,
+    cands: &mut Vec<(Arc<MShared>, usize, bool)>,
+) -> usize {
+    {
+        let allm = sched.allm.lock();
+        if seen.len() > 2 * allm.len() + 16 {
+            seen.retain(|id, _| allm.iter().any(|m| m.id == *id));
+        }
+        for m in allm.iter() {
+            let p = m.p.load(Ordering::SeqCst);
+            let st = m.status.load(Ordering::Acquire);
+            let e = seen.entry(m.id).or_insert((st, now));
+            if e.0 != st {
+                *e = (st, now);
+                continue;
+            }
+            if p == NO_P {
+                continue;
+            }
+            let held = now.saturating_sub(e.1);
+            match st & 3 {
+                S_G if held >= RUN_SLICE => cands.push((m.clone(), p, true)),
+                S_BLOCKING if held >= BLOCKING_SLICE => {
+                    let nothing_else = sched.p(p).runq.is_empty()
+                        && sched.global_len() == 0
+                        && sched.nmspinning.load(Ordering::SeqCst)
+                            + sched.npidle.load(Ordering::SeqCst)
+                            > 0;
+                    if nothing_else && held < RUN_SLICE {
+                        continue;
+                    }
+                    cands.push((m.clone(), p, false));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut n = 0;
+    for (m, p, hog) in cands.drain(..) {
+        if hog {
+            let g = m.curg.load(Ordering::Relaxed);
+            if !g.is_null() {
+                // SAFETY: Gs are immortal (g.rs); a stale flag on a G that
+                // moved on costs it one extra yield.
+                unsafe { &*g }.preempt.store(true, Ordering::Relaxed);
+            }
+        }
+        if m.take_p(p) {
+            sched.handoffs.fetch_add(1, Ordering::Relaxed);
+            sched.handoffp(p);
+            n += 1;
+        }
+    }
+    n
+}
