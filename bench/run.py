@@ -754,7 +754,10 @@ def run_server_once(
     try:
         port, why = wait_listening(srv, min(deadline, start + SERVER_START_TIMEOUT))
         if port is None:
-            srv.poll()
+            try:  # stdout closed: the server is exiting; get its status
+                srv.wait(timeout=2 if why == "exited before listening" else 0.01)
+            except subprocess.TimeoutExpired:
+                pass
             if srv.returncode is not None:
                 return Run(False, {}, time.monotonic() - start, server_died())
             return Run(False, {}, time.monotonic() - start, f"server {why}")

@@ -399,6 +399,10 @@ pub fn main_with(peer: &str, body: impl FnOnce(&Args) -> Result<Vec<Metric>, Str
                 "usage: bench_{peer} <workload> <n>; workloads: {}",
                 WORKLOADS.join(", ")
             );
+            eprintln!(
+                "   or: bench_{peer} <server> <port>; servers: {}",
+                SERVERS.join(", ")
+            );
             std::process::exit(2);
         }
     };
