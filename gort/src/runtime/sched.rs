@@ -209,6 +209,7 @@ impl Sched {
     pub(crate) fn pidleget(&self, inner: &mut Inner) -> Option<usize> {
         let id = inner.idle_ps.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.sysmon.p_busy();
         self.p(id).status.store(P_RUNNING, Ordering::Release);
         Some(id)
     }
