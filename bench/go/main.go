@@ -34,21 +34,37 @@
 //   - ctx_cancel_fanout: n goroutines each block in <-ctx.Done() of one
 //     context.WithCancel; time from cancel() until all have counted down a
 //     WaitGroup; ns per goroutine.
+//   - blocking_call: n times syscall.Syscall(SYS_GETPPID) from the main
+//     goroutine; syscall.Syscall goes through the runtime's
+//     entersyscall/exitsyscall, Go's blocking path (sysmon hands the P to
+//     another thread if the call blocks); ns per call.
 //
-// Warm-up: one untimed round of n/10 for the channel, select and lock
-// workloads; none for timers and ctx_cancel_fanout.
+// Warm-up: one untimed round of n/10 for the channel, select, lock and
+// blocking_call workloads; none for timers and ctx_cancel_fanout.
+//
+// Servers (`bench_go echo_server|http_server <port>`; protocol in
+// bench/src/lib.rs): bind 127.0.0.1:<port> (0: any free port), print
+// "LISTENING <port>", serve until killed. echo_server: a net.Listener
+// accept loop, one goroutine per connection running a 4 KiB
+// Read/Write loop (TCP_NODELAY is Go's default). http_server: net/http's
+// http.Server (goroutine per connection, keep-alive on by default) with a
+// handler answering "Hello, World!" as text/plain (net/http adds Date and
+// Content-Length).
 package main
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -65,6 +81,10 @@ type metric struct {
 }
 
 func main() {
+	if len(os.Args) == 3 && (os.Args[1] == "echo_server" || os.Args[1] == "http_server") {
+		serve(os.Args[1], os.Args[2])
+		return
+	}
 	if len(os.Args) != 3 {
 		fail("usage: bench_go <workload> <n> (workloads: see the comment at the top of main.go)")
 	}
@@ -105,6 +125,8 @@ func main() {
 		ms = timers(n)
 	case "ctx_cancel_fanout":
 		ms = cancelFanout(n)
+	case "blocking_call":
+		ms = warmTimed(n, blockingCalls, nsPerOp(1))
 	default:
 		fail(fmt.Sprintf("%s: unknown or unsupported workload `%s`", workload, workload))
 	}
@@ -539,4 +561,59 @@ func cancelFanout(n int) []metric {
 	cancel()
 	finished.Wait()
 	return []metric{{"ns_per_op", nsPer(time.Since(t), n)}}
+}
+
+var ppidSink uintptr
+
+// blockingCalls makes k getppid system calls through syscall.Syscall, which
+// brackets each with entersyscall/exitsyscall.
+func blockingCalls(k int) {
+	for range k {
+		r, _, _ := syscall.Syscall(syscall.SYS_GETPPID, 0, 0, 0)
+		ppidSink += r
+	}
+}
+
+const echoBuf = 4096
+
+// serve runs echo_server or http_server on 127.0.0.1:port until killed.
+func serve(server, port string) {
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fail(fmt.Sprintf("%s: %v", server, err))
+	}
+	fmt.Printf("LISTENING %d\n", l.Addr().(*net.TCPAddr).Port)
+	if server == "http_server" {
+		body := []byte("Hello, World!")
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = []string{"text/plain"}
+			w.Write(body)
+		})
+		fail(fmt.Sprintf("http_server: %v", (&http.Server{Handler: handler}).Serve(l)))
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go: accept: %v\n", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go echo(c)
+	}
+}
+
+func echo(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, echoBuf)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -59,7 +59,7 @@ fn pack(gen: u64, status: u64) -> u64 {
 }
 
 /// A goroutine (`g.rs`), run by the loom thread that created it.
-struct G {
+pub(crate) struct G {
     state: AtomicU64,
     /// Set when it is queued; the thread that plays its M sleeps on it.
     /// (A mutex and condvar, not `thread::park`: loom's own blocking in
@@ -72,7 +72,7 @@ struct G {
 
 impl G {
     /// The calling loom thread as a running goroutine.
-    fn current() -> Arc<G> {
+    pub(crate) fn current() -> Arc<G> {
         Arc::new(G {
             state: AtomicU64::new(pack(0, RUNNING)),
             queued: Mutex::new(false),
@@ -82,7 +82,7 @@ impl G {
     }
 
     /// `Parking::park` (the waiter was handed out by `prepare`).
-    fn park_prepared(&self, w: Waiter, after: impl FnOnce(Waiter) -> bool) {
+    pub(crate) fn park_prepared(&self, w: Waiter, after: impl FnOnce(Waiter) -> bool) {
         let gen = w.gen;
         assert_eq!(self.state.load(Ordering::Relaxed) >> 8, gen - 1);
         self.state.store(pack(gen, WAITING), Ordering::Release);
@@ -126,7 +126,7 @@ impl G {
 }
 
 /// `park::prepare`: the waiter of `g`'s next park (generation + 1).
-fn prepare(g: &Arc<G>) -> Waiter {
+pub(crate) fn prepare(g: &Arc<G>) -> Waiter {
     Waiter {
         g: g.clone(),
         gen: (g.state.load(Ordering::Relaxed) >> 8) + 1,
@@ -142,14 +142,14 @@ fn park(g: &Arc<G>, after: impl FnOnce(Waiter) -> bool) {
 
 /// `park.rs`'s `Waiter::G`.
 #[derive(Clone)]
-struct Waiter {
-    g: Arc<G>,
-    gen: u64,
+pub(crate) struct Waiter {
+    pub(crate) g: Arc<G>,
+    pub(crate) gen: u64,
 }
 
 impl Waiter {
     /// `sched::claim`.
-    fn claim(&self) -> bool {
+    pub(crate) fn claim(&self) -> bool {
         self.g
             .state
             .compare_exchange(
@@ -162,7 +162,7 @@ impl Waiter {
     }
 
     /// `sched::ready_claimed`.
-    fn wake_claimed(self) {
+    pub(crate) fn wake_claimed(self) {
         assert_eq!(
             self.g.state.load(Ordering::Relaxed),
             pack(self.gen, CLAIMED)
@@ -174,7 +174,7 @@ impl Waiter {
     }
 
     /// `sched::ready` (`Waiter::wake`, `wake_fifo`).
-    fn wake(self) -> bool {
+    pub(crate) fn wake(self) -> bool {
         if self
             .g
             .state

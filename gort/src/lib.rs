@@ -45,6 +45,8 @@ pub mod context;
 #[cfg(not(loom))]
 mod go;
 #[cfg(not(loom))]
+pub mod net;
+#[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]
 mod scope;

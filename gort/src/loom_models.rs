@@ -334,3 +334,8 @@ mod sync_models;
 /// and the WaitGroup (their file lives next to this one).
 #[path = "chan_models.rs"]
 mod chan_models;
+
+/// The poll descriptor and P window models (their file lives with the
+/// netpoller).
+#[path = "runtime/netpoll_models.rs"]
+mod netpoll_models;

@@ -42,8 +42,22 @@
 //! - `ctx_cancel_fanout`: `n` goroutines each block in `ctx.done().recv()`
 //!   on one `context::background().with_cancel()`; time from `cancel()`
 //!   until all have counted down a `WaitGroup`.
+//! - `blocking_call`: the main goroutine calls
+//!   `gort::blocking(|| libc::getppid())` `n` times (gort's path for a
+//!   system call that may block: the processor is handed to another thread
+//!   if the call blocks); ns per call.
+//!
+//! Servers (`bench_gort echo_server|http_server <port>`; protocol in
+//! `src/lib.rs`): inside `gort::run`, the main goroutine runs a
+//! `gort::net::TcpListener` accept loop and `gort::go`es one goroutine per
+//! accepted `gort::net::TcpStream`, which runs `gort_bench::echo_conn` /
+//! `gort_bench::http_conn` (plain blocking `Read`/`Write` code, the same
+//! the threads peer runs on `std::net`; `http_conn` is the logic of
+//! `gort/examples/http.rs`). An accept error is logged and the loop sleeps
+//! 10 ms with `gort::time::sleep`.
 
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,13 +65,14 @@ use std::time::{Duration, Instant};
 use gort::chan::{bounded, Receiver, Sender};
 use gort::sync::{Mutex, RwLock, WaitGroup};
 use gort_bench::{
-    lateness_ns, main_with, mmsgs_per_s, ns_per, parked_metrics, rss_bytes, rw_is_write, rw_writes,
-    sum_below, timed, timer_delay, timers_metrics, tree_metrics, tree_warmup_depth, unsupported,
-    Metric, BUFFERED_CAP, CONTENDERS, SELECT_CAP,
+    announce, echo_conn, http_conn, lateness_ns, main_with_servers, mmsgs_per_s, ns_per,
+    parked_metrics, rss_bytes, rw_is_write, rw_writes, sum_below, timed, timer_delay,
+    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY,
+    BUFFERED_CAP, CONTENDERS, SELECT_CAP,
 };
 
 fn main() {
-    main_with("gort", |a| match a.workload.as_str() {
+    main_with_servers("gort", serve, |a| match a.workload.as_str() {
         "spawn_join_inside" => Ok(gort::run(spawn_join_measured(a.n))),
         "spawn_join_outside" => Ok(spawn_join_measured(a.n)()),
         "yield_ping" => yield_ping(a.n),
@@ -90,6 +105,7 @@ fn other(workload: &str, n: usize) -> Result<Vec<Metric>, String> {
         "rwlock_read_mostly" => gort::run(move || warm_timed(n, rwlock_read_mostly, per_lock)),
         "timers" => gort::run(move || timers(n)),
         "ctx_cancel_fanout" => gort::run(move || cancel_fanout(n)),
+        "blocking_call" => gort::run(move || warm_timed(n, blocking_calls, per_msg)),
         w => return unsupported(w),
     })
 }
@@ -412,4 +428,40 @@ fn spawn_tree(depth: usize) -> impl FnOnce() -> Result<Vec<Metric>, String> + Se
         }
         Ok(tree_metrics(depth, d))
     }
+}
+
+/// `n` trivial system calls, each through `gort::blocking`.
+fn blocking_calls(n: usize) {
+    for _ in 0..n {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        black_box(gort::blocking(|| unsafe { libc::getppid() }));
+    }
+}
+
+/// `echo_server` / `http_server`: binds `addr`, announces the port, and
+/// serves every connection on its own goroutine until the process is
+/// killed.
+fn serve(server: &str, addr: SocketAddr) -> Result<(), String> {
+    let conn: fn(gort::net::TcpStream) = if server == "http_server" {
+        |s| drop(http_conn(s))
+    } else {
+        |s| drop(echo_conn(s))
+    };
+    gort::run(move || {
+        let listener =
+            gort::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        announce(listener.local_addr().map_err(|e| e.to_string())?);
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    gort::go(move || conn(s));
+                }
+                Err(e) => {
+                    eprintln!("gort: accept: {e}");
+                    gort::time::sleep(ACCEPT_RETRY);
+                }
+            }
+        }
+    })
 }

@@ -41,8 +41,18 @@
 //!   `bounded::<()>(0)` receiver (no context in std); dropping the only
 //!   sender is the cancel; time from the drop until every thread has seen
 //!   the disconnect and counted down a latch.
+//! - `blocking_call`: `n` direct `libc::getppid()` calls (threads have no
+//!   runtime to go through: the baseline cost of the system call); ns per
+//!   call.
+//!
+//! Servers (`bench_threads echo_server|http_server <port>`; protocol in
+//! `src/lib.rs`): a `std::net::TcpListener` accept loop on the main thread
+//! and one `std::thread::spawn`ed thread per connection, running
+//! `gort_bench::echo_conn` / `gort_bench::http_conn` (the very code the
+//! gort peer runs on `gort::net`) on a `std::net::TcpStream`.
 
 use std::hint::black_box;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
@@ -50,13 +60,14 @@ use std::time::Instant;
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use gort_bench::{
-    lateness_ns, main_with, mmsgs_per_s, ns_per, parked_metrics, rss_bytes, rw_is_write, rw_writes,
-    sum_below, timed, timer_delay, timers_metrics, tree_metrics, tree_warmup_depth, unsupported,
-    Metric, BUFFERED_CAP, CONTENDERS, SELECT_CAP,
+    announce, echo_conn, http_conn, lateness_ns, main_with_servers, mmsgs_per_s, ns_per,
+    parked_metrics, rss_bytes, rw_is_write, rw_writes, sum_below, timed, timer_delay,
+    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY,
+    BUFFERED_CAP, CONTENDERS, SELECT_CAP,
 };
 
 fn main() {
-    main_with("threads", |a| match a.workload.as_str() {
+    main_with_servers("threads", serve, |a| match a.workload.as_str() {
         "spawn_join_inside" => Ok(spawn_join(a.n)),
         "yield_ping" => yield_ping(a.n),
         "parked" => Ok(parked(a.n)),
@@ -107,6 +118,9 @@ fn main() {
         })),
         "timers" => Ok(timers(a.n)),
         "ctx_cancel_fanout" => Ok(cancel_fanout(a.n)),
+        "blocking_call" => Ok(warm_timed(a.n, direct_calls, |d, n| {
+            vec![("ns_per_op", ns_per(d, n))]
+        })),
         w => unsupported(w),
     });
 }
@@ -486,4 +500,38 @@ fn spawn_tree(depth: usize) -> Result<Vec<Metric>, String> {
         return Err(format!("tree sum {sum}, expected {}", 1u64 << depth));
     }
     Ok(tree_metrics(depth, d))
+}
+
+/// `n` direct trivial system calls.
+fn direct_calls(n: usize) {
+    for _ in 0..n {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        black_box(unsafe { libc::getppid() });
+    }
+}
+
+/// `echo_server` / `http_server`: binds `addr`, announces the port, and
+/// serves every connection on its own thread until the process is killed.
+fn serve(server: &str, addr: SocketAddr) -> Result<(), String> {
+    let conn: fn(std::net::TcpStream) = if server == "http_server" {
+        |s| drop(http_conn(s))
+    } else {
+        |s| drop(echo_conn(s))
+    };
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    announce(listener.local_addr().map_err(|e| e.to_string())?);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                let _ = s.set_nodelay(true);
+                if let Err(e) = thread::Builder::new().spawn(move || conn(s)) {
+                    eprintln!("threads: spawn: {e}");
+                }
+            }
+            Err(e) => {
+                eprintln!("threads: accept: {e}");
+                thread::sleep(ACCEPT_RETRY);
+            }
+        }
+    }
 }

@@ -47,25 +47,48 @@
 //! - `ctx_cancel_fanout`: `n` tasks each await `cancelled()` on a clone of
 //!   one `tokio_util::sync::CancellationToken`; time from `cancel()` until
 //!   every task has counted down a latch.
+//! - `blocking_call`: from a task on a worker thread, `n` times
+//!   `tokio::task::block_in_place(|| libc::getppid())` (Tokio's way to block
+//!   inside a worker: the worker's core is handed to another thread for the
+//!   call); ns per call.
+//!
+//! Servers (`bench_tokio echo_server|http_server <port>`; protocol in
+//! `src/lib.rs`): the accept loop runs in `block_on` on the multi-thread
+//! runtime (default worker count), every accepted connection gets its own
+//! `tokio::spawn`ed task. `echo_server`: `tokio::net` streams, a 4 KiB
+//! `read` / `write_all` loop. `http_server`: hyper 1.x's
+//! `server::conn::http1` (keep-alive on, its default) through
+//! `hyper_util::rt::TokioIo`, a `service_fn` answering `Hello, World!`
+//! with `Content-Type: text/plain` (hyper adds `Date` and
+//! `Content-Length`).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort_bench::{
-    lateness_ns, main_with, mmsgs_per_s, ns_per, parked_metrics, rss_bytes, rw_is_write, rw_writes,
-    sum_below, timer_delay, timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric,
-    BUFFERED_CAP, CONTENDERS, SELECT_CAP,
+    announce, lateness_ns, main_with_servers, mmsgs_per_s, ns_per, parked_metrics, rss_bytes,
+    rw_is_write, rw_writes, sum_below, timer_delay, timers_metrics, tree_metrics,
+    tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY, BUFFERED_CAP, CONTENDERS, ECHO_BUF,
+    HTTP_BODY, SELECT_CAP,
 };
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, Mutex, Notify, RwLock};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
-    main_with("tokio", |a| {
+    main_with_servers("tokio", serve, |a| {
         let n = a.n;
         match a.workload.as_str() {
             "spawn_join_inside" => on_worker(async move {
@@ -126,6 +149,12 @@ fn main() {
             })),
             "timers" => on_worker_with_time(timers(n)),
             "ctx_cancel_fanout" => on_worker(cancel_fanout(n)),
+            "blocking_call" => on_worker(async move {
+                blocking_calls((n / 10).max(1));
+                let t = Instant::now();
+                blocking_calls(n);
+                Ok(vec![("ns_per_op", ns_per(t.elapsed(), n))])
+            }),
             w => unsupported(w),
         }
     });
@@ -535,4 +564,69 @@ fn tree(depth: usize) -> Pin<Box<dyn Future<Output = u64> + Send>> {
         let b = tokio::spawn(tree(depth - 1));
         a.await.expect("tree node failed") + b.await.expect("tree node failed")
     })
+}
+
+/// `n` trivial system calls, each through `block_in_place`.
+fn blocking_calls(n: usize) {
+    for _ in 0..n {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        black_box(tokio::task::block_in_place(|| unsafe { libc::getppid() }));
+    }
+}
+
+/// `echo_server` / `http_server`: binds `addr`, announces the port, and
+/// serves every connection on its own task until the process is killed.
+fn serve(server: &str, addr: SocketAddr) -> Result<(), String> {
+    let http = server == "http_server";
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        announce(listener.local_addr().map_err(|e| e.to_string())?);
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    eprintln!("tokio: accept: {e}");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            if http {
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), hyper::service::service_fn(hello))
+                        .await;
+                });
+            } else {
+                tokio::spawn(echo(stream));
+            }
+        }
+    })
+}
+
+async fn echo(mut s: tokio::net::TcpStream) {
+    let mut buf = [0u8; ECHO_BUF];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(HTTP_BODY)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(resp)
 }

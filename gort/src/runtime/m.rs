@@ -116,31 +116,47 @@ impl MCtx {
     /// Opens the scheduler's window after a goroutine ran: false if
     /// sysmon took the P meanwhile.
     fn reenter(&self) -> bool {
+        let id = self.p.get();
+        if id == NO_P {
+            return false; // lost while the goroutine ran (and it noticed)
+        }
         self.shared.using.store(true, Ordering::Relaxed);
         membarrier::light();
-        let id = self.p.get();
-        if id != NO_P && self.shared.p.load(Ordering::Relaxed) != id {
-            self.p.set(NO_P);
+        if self.shared.p.load(Ordering::Relaxed) != id {
+            self.lost();
+            return false;
         }
-        self.p.get() != NO_P
+        true
     }
 
-    /// Takes P `id` (from the idle list or a hand-off).
+    /// Sysmon took our P: forget it, and leave the window so sysmon (which
+    /// waits for that) can hand the P on.
+    fn lost(&self) {
+        self.p.set(NO_P);
+        self.shared.using.store(false, Ordering::Release);
+    }
+
+    /// Takes P `id` (from the idle list or a hand-off), in the scheduler
+    /// loop (whose window is open while it holds a P).
     fn acquire(&self, id: usize) {
+        self.shared.using.store(true, Ordering::Relaxed);
         self.p.set(id);
         self.shared.p.store(id, Ordering::SeqCst);
     }
 
     /// Gives up this M's P; false if sysmon took it first (then it is
-    /// sysmon's to place, not ours).
+    /// sysmon's to place, not ours). Either way the M holds no P and is
+    /// out of any window afterwards.
     fn release(&self) -> bool {
         let id = self.p.replace(NO_P);
-        id != NO_P
+        let ok = id != NO_P
             && self
                 .shared
                 .p
                 .compare_exchange(id, NO_P, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
+                .is_ok();
+        self.shared.using.store(false, Ordering::Release);
+        ok
     }
 
     fn p(&self) -> Option<&P> {
@@ -191,8 +207,7 @@ pub(crate) fn current_p(sched: &Sched) -> Option<PWindow> {
     sh.using.store(true, Ordering::Relaxed);
     membarrier::light();
     if sh.p.load(Ordering::Relaxed) != id {
-        sh.using.store(false, Ordering::Release);
-        m.p.set(NO_P);
+        m.lost();
         return None;
     }
     Some(PWindow {
@@ -249,7 +264,9 @@ pub(crate) fn exit_blocking() -> bool {
         let mut inner = sched.inner.lock();
         if let Some(id) = sched.pidleget(&mut inner) {
             drop(inner);
-            m.acquire(id);
+            // Goroutine code: hold the P outside any window.
+            m.p.set(id);
+            m.shared.p.store(id, Ordering::SeqCst);
             return true;
         }
     }
@@ -286,7 +303,6 @@ pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>, p: usize, spinning
         spinning: Cell::new(spinning),
         exit: Cell::new(false),
     };
-    ctx.shared.using.store(true, Ordering::Relaxed);
     ctx.acquire(p);
     M.with(|m| m.set(&ctx));
     schedule(&ctx);
@@ -533,6 +549,8 @@ fn release_p(ctx: &MCtx) {
 fn stopm(ctx: &MCtx) {
     let sched = &*ctx.sched;
     let m = &ctx.shared;
+    // An M without a P is outside any window (sysmon may be waiting).
+    debug_assert!(!m.using.load(Ordering::Relaxed) && m.p.load(Ordering::Relaxed) == NO_P);
     let np = sched.netpoll.get();
     let poll = np.is_some_and(|np| np.has_waiters() && !np.is_blocked());
     let timeout = {

@@ -137,10 +137,10 @@ impl Netpoll {
         if self.blocked.swap(true, Ordering::SeqCst) {
             return None;
         }
-        let n = match self.state.try_lock() {
-            Some(mut st) => Some(self.poll_locked(&mut st, timeout)),
-            None => None,
-        };
+        let n = self
+            .state
+            .try_lock()
+            .map(|mut st| self.poll_locked(&mut st, timeout));
         self.blocked.store(false, Ordering::SeqCst);
         n
     }
@@ -316,6 +316,11 @@ impl Registration {
             fd,
             sched,
         })
+    }
+
+    /// The registered file descriptor.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
     }
 
     /// Runs `op` (a non-blocking system call) until it does not fail with

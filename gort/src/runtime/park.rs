@@ -259,6 +259,19 @@ fn check_cancel(g: GRef) {
     }
 }
 
+/// A scheduling point that does not otherwise switch (a socket call that
+/// did not block, `go`, the end of `blocking`): if sysmon asked the running
+/// goroutine to yield (it held its P for more than 10 ms), yield now.
+#[inline]
+pub(crate) fn preempt_point() {
+    if let Some(g) = g::current() {
+        if g.preempt.load(Ordering::Relaxed) && !panicking() {
+            g.preempt.store(false, Ordering::Relaxed);
+            suspend(g, Switch::Yield);
+        }
+    }
+}
+
 /// `yield_now`: goes to the back of the run queue (Go's `Gosched`).
 pub(crate) fn yield_now() {
     match g::current() {

@@ -209,6 +209,7 @@ impl Sched {
     pub(crate) fn pidleget(&self, inner: &mut Inner) -> Option<usize> {
         let id = inner.idle_ps.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.sysmon.p_busy();
         self.p(id).status.store(P_RUNNING, Ordering::Release);
         Some(id)
     }
@@ -411,8 +412,9 @@ impl Sched {
             return Err(io::Error::other("gort: the runtime has shut down"));
         }
         let size = opts.stack_size.unwrap_or(self.stack_size);
-        let here = m::current_p(self);
-        let here = here.as_deref();
+        // The P window closes before anything below can switch.
+        let window = m::current_p(self);
+        let here = window.as_deref();
         let g = self.get_g(size, here)?;
         // SAFETY: `g` was just taken from a free list or allocated: no one
         // else owns it until it is queued below.
@@ -481,7 +483,9 @@ impl Sched {
             }
             None => self.global_put(g),
         }
+        drop(window);
         self.wakep();
+        super::park::preempt_point();
         Ok(g)
     }
 

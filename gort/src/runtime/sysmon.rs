@@ -48,8 +48,27 @@ const MAX_DELAY_US: u64 = 10_000;
 pub(crate) struct Sysmon {
     started: AtomicBool,
     note: Note,
+    /// Asleep until a P goes busy (every P was idle); changed under the
+    /// scheduler lock.
+    pub(crate) sleeping: AtomicBool,
     handle: Lock<Option<JoinHandle<()>>>,
 }
+
+impl Sysmon {
+    /// A P left the idle list (scheduler lock held): wake a sleeping
+    /// monitor, since a goroutine may now block or hog.
+    #[inline]
+    pub(crate) fn p_busy(&self) {
+        if self.sleeping.load(Ordering::Relaxed) {
+            self.sleeping.store(false, Ordering::Relaxed);
+            self.note.wakeup();
+        }
+    }
+}
+
+/// How long an idle monitor sleeps before looking anyway (Go's sysmon
+/// wakes for the forced GC every 2 minutes; we have nothing periodic).
+const DEEP_SLEEP: Duration = Duration::from_secs(60);
 
 /// Starts `sched`'s monitor if it is not running yet.
 pub(crate) fn start(sched: &Sched) {
@@ -90,6 +109,12 @@ fn run(sched: &Arc<Sched>) {
         if sched.shutdown.load(Ordering::Acquire) {
             return;
         }
+        if idle > 50 && deep_sleep(sched) {
+            idle = 0;
+            if sched.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+        }
         let now = timers::now();
         let mut busy = false;
         if let Some(np) = sched.netpoll.get() {
@@ -112,6 +137,27 @@ fn run(sched: &Arc<Sched>) {
         }
         idle = if busy { 0 } else { idle.saturating_add(1) };
     }
+}
+
+/// Every P idle: nothing can block or hog, the blocked poller (if any)
+/// watches the network and the timer sleeper the timers, so sleep until a P
+/// goes busy (Go's `sysmonwait`). True if it slept.
+fn deep_sleep(sched: &Sched) -> bool {
+    {
+        let _inner = sched.inner.lock();
+        if sched.npidle.load(Ordering::SeqCst) < sched.nprocs.load(Ordering::SeqCst) {
+            return false;
+        }
+        sched.sysmon.note.clear();
+        sched.sysmon.sleeping.store(true, Ordering::Relaxed);
+    }
+    sched.sysmon.note.sleep(Some(DEEP_SLEEP));
+    let _inner = sched.inner.lock();
+    sched.sysmon.sleeping.store(false, Ordering::Relaxed);
+    // Shutdown stores its flag before it wakes us, and the caller looks
+    // at the flag after this clear.
+    sched.sysmon.note.clear();
+    true
 }
 
 /// Takes Ps from Ms that kept them too long; returns how many.

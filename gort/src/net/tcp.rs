@@ -1,0 +1,338 @@
+//! TCP: [`TcpListener`] and [`TcpStream`], std's shapes on the netpoller.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::each_addr;
+use super::fd::{self, Fd};
+use crate::runtime::netpoll::Dir;
+
+/// A TCP socket server, listening for connections (std's
+/// [`TcpListener`](std::net::TcpListener), parking the goroutine in
+/// `accept`).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// gort::run(|| {
+///     let listener = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let server = gort::go(move || {
+///         let (mut s, _) = listener.accept().unwrap();
+///         let mut buf = [0; 5];
+///         s.read_exact(&mut buf).unwrap();
+///         s.write_all(&buf).unwrap(); // echo
+///     });
+///     let mut c = gort::net::TcpStream::connect(addr).unwrap();
+///     c.write_all(b"hello").unwrap();
+///     let mut buf = [0; 5];
+///     c.read_exact(&mut buf).unwrap();
+///     assert_eq!(&buf, b"hello");
+///     server.join().unwrap();
+/// });
+/// ```
+pub struct TcpListener {
+    fd: Fd<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first of its addresses that works) and listens.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            TcpListener::from_std(std::net::TcpListener::bind(a)?)
+        })
+    }
+
+    /// Takes over a std listener (made non-blocking and registered).
+    pub fn from_std(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        l.set_nonblocking(true)?;
+        Ok(TcpListener { fd: Fd::new(l)? })
+    }
+
+    /// Accepts a connection, parking until one arrives. Errors such as
+    /// `EMFILE` (out of file descriptors) come back as they are; the
+    /// listener stays usable.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, a) = self.fd.read(|l| l.accept())?;
+        Ok((TcpStream::from_std(s)?, a))
+    }
+
+    /// An endless iterator over accepted connections (each an
+    /// `io::Result`, as std's).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get().local_addr()
+    }
+
+    /// A new handle to the same socket (its own registration).
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        TcpListener::from_std(self.fd.get().try_clone()?)
+    }
+
+    /// Sets IP_TTL.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.fd.get().set_ttl(ttl)
+    }
+
+    /// IP_TTL.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.get().ttl()
+    }
+
+    /// Takes SO_ERROR.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.get().take_error()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.fd.get(), f)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection (std's [`TcpStream`](std::net::TcpStream)): reads and
+/// writes park the goroutine until the socket is ready. Implements
+/// [`Read`] and [`Write`], also for `&TcpStream`, so one goroutine can read
+/// while another writes.
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// gort::run(|| {
+///     let l = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = l.local_addr().unwrap();
+///     gort::go(move || {
+///         let (s, _) = l.accept().unwrap();
+///         for line in BufReader::new(&s).lines() {
+///             writeln!(&s, "{}", line.unwrap().to_uppercase()).unwrap();
+///         }
+///     });
+///     let s = gort::net::TcpStream::connect(addr).unwrap();
+///     writeln!(&s, "hi").unwrap();
+///     let mut line = String::new();
+///     BufReader::new(&s).read_line(&mut line).unwrap();
+///     assert_eq!(line, "HI\n");
+/// });
+/// ```
+pub struct TcpStream {
+    fd: Fd<std::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr` (each of its addresses in turn), parking until
+    /// the connection is established.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| TcpStream::connect_deadline(&a, None))
+    }
+
+    /// Connects with a timeout (std's `connect_timeout`): a zero timeout
+    /// is an `InvalidInput` error, running out of time a `TimedOut` one.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_deadline(addr, Some(Instant::now() + timeout))
+    }
+
+    fn connect_deadline(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let fd = fd::connect(
+            socket2::Domain::for_address(*addr),
+            Some(socket2::Protocol::TCP),
+            &(*addr).into(),
+            deadline,
+        )?;
+        Ok(TcpStream {
+            fd: fd.map(std::net::TcpStream::from),
+        })
+    }
+
+    /// Takes over a std stream (made non-blocking and registered).
+    pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        s.set_nonblocking(true)?;
+        Ok(TcpStream { fd: Fd::new(s)? })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.fd.get().local_addr()
+    }
+
+    /// Shuts down the read half, the write half or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.fd.get().shutdown(how)
+    }
+
+    /// A new handle to the same connection (its own registration and
+    /// timeouts).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let s = TcpStream::from_std(self.fd.get().try_clone()?)?;
+        s.set_read_timeout(self.read_timeout()?)?;
+        s.set_write_timeout(self.write_timeout()?)?;
+        Ok(s)
+    }
+
+    /// Sets the read timeout: a read that waits longer fails with
+    /// `WouldBlock` (std's kind on Unix). `Some(0)` is an `InvalidInput`
+    /// error, `None` waits forever.
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(Dir::Read, d)
+    }
+
+    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.fd.set_timeout(Dir::Write, d)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.timeout(Dir::Read))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.fd.timeout(Dir::Write))
+    }
+
+    /// Reads without consuming, parking until data arrives.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.read(|s| s.peek(buf))
+    }
+
+    /// Sets TCP_NODELAY.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.fd.get().set_nodelay(nodelay)
+    }
+
+    /// TCP_NODELAY.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.fd.get().nodelay()
+    }
+
+    /// Sets IP_TTL.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.fd.get().set_ttl(ttl)
+    }
+
+    /// IP_TTL.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.fd.get().ttl()
+    }
+
+    /// Takes SO_ERROR.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.get().take_error()
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fd.read(|mut s| s.read(buf))
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.fd.read(|mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fd.write(|mut s| s.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.fd.write(|mut s| s.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.fd.get(), f)
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(s)
+    }
+}
