@@ -258,8 +258,8 @@ fn blocking_from_a_plain_thread_just_runs_f() {
     let (v, on) = gort::blocking(|| (String::from("plain"), std::thread::current().id()));
     assert_eq!(v, "plain");
     assert_eq!(on, me, "f runs on the calling thread");
-    let err =
-        std::panic::catch_unwind(|| -> u8 { gort::blocking(|| panic!("plain panic")) }).unwrap_err();
+    let err = std::panic::catch_unwind(|| -> u8 { gort::blocking(|| panic!("plain panic")) })
+        .unwrap_err();
     assert_eq!(*err.downcast_ref::<&str>().unwrap(), "plain panic");
     // Nested, on a plain thread.
     assert_eq!(gort::blocking(|| gort::blocking(|| 1) + 1), 2);
@@ -321,10 +321,11 @@ fn a_cpu_hog_does_not_stop_others_on_one_proc() {
             while !rel.load(Ordering::SeqCst) {
                 spins += 1;
                 std::hint::spin_loop();
-                if spins % 1024 == 0 && s2.lock().unwrap().is_none() {
-                    if q.enough() || start.elapsed() > GIVE_UP {
-                        *s2.lock().unwrap() = Some(q.snapshot());
-                    }
+                if spins % 1024 == 0
+                    && s2.lock().unwrap().is_none()
+                    && (q.enough() || start.elapsed() > GIVE_UP)
+                {
+                    *s2.lock().unwrap() = Some(q.snapshot());
                 }
             }
             spins
@@ -445,5 +446,8 @@ fn exceeding_max_threads_panics_naming_it() {
         .unwrap_or_else(|| panic!("the child did not build its runtime:\n{stderr}"))
         .1;
     assert!(after_build.contains("max_threads"), "{stderr}");
-    assert!(!after_build.contains("all blocking calls returned"), "{stderr}");
+    assert!(
+        !after_build.contains("all blocking calls returned"),
+        "{stderr}"
+    );
 }

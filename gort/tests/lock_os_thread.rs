@@ -327,7 +327,10 @@ fn goroutines_exiting_while_locked_do_not_break_the_runtime() {
             while gort::num_goroutines() != base {
                 gort::yield_now();
             }
-            (finished.load(Ordering::SeqCst), gort::num_goroutines() == base)
+            (
+                finished.load(Ordering::SeqCst),
+                gort::num_goroutines() == base,
+            )
         });
         assert_eq!(finished, 100, "procs={procs}");
         assert!(base_again);
@@ -339,10 +342,6 @@ fn goroutines_exiting_while_locked_do_not_break_the_runtime() {
             }),
             7
         );
-        assert_eq!(
-            r.run(|| gort::go(|| 8).join().unwrap()),
-            8,
-            "procs={procs}"
-        );
+        assert_eq!(r.run(|| gort::go(|| 8).join().unwrap()), 8, "procs={procs}");
     }
 }

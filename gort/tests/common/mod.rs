@@ -27,7 +27,10 @@ pub fn watchdog(what: impl Display + Send + 'static) -> Watchdog {
                 return;
             }
         }
-        eprintln!("watchdog: {what} hung for 120 s");
+        // Straight to stderr: `eprintln!` in a thread spawned by a test is
+        // captured by the test harness, and the abort would lose it.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "watchdog: {what} hung for 120 s");
         std::process::abort();
     });
     Watchdog(done)
