@@ -50,6 +50,18 @@ pub use unix::{UnixIncoming, UnixListener, UnixStream};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
+/// The listen backlog: the kernel's maximum, as Go reads it (std uses 128).
+fn backlog() -> i32 {
+    static BACKLOG: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *BACKLOG.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(4096)
+    })
+}
+
 /// Resolves `addr` (a blocking call: DNS) and returns its first address.
 fn first_addr<A: ToSocketAddrs>(addr: A) -> io::Result<SocketAddr> {
     crate::blocking(|| addr.to_socket_addrs())?

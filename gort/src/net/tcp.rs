@@ -39,9 +39,24 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds to `addr` (the first of its addresses that works) and listens.
+    ///
+    /// The accept backlog is the system's maximum
+    /// (`/proc/sys/net/core/somaxconn`), as Go's `net.Listen` uses, rather
+    /// than std's 128: a goroutine-per-connection server is expected to
+    /// take bursts of thousands of connections.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
-            TcpListener::from_std(std::net::TcpListener::bind(a)?)
+            let sock = socket2::Socket::new(
+                socket2::Domain::for_address(a),
+                socket2::Type::STREAM.nonblocking().cloexec(),
+                Some(socket2::Protocol::TCP),
+            )?;
+            sock.set_reuse_address(true)?;
+            sock.bind(&a.into())?;
+            sock.listen(super::backlog())?;
+            Ok(TcpListener {
+                fd: Fd::new(std::net::TcpListener::from(sock))?,
+            })
         })
     }
 
