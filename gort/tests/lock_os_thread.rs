@@ -345,3 +345,35 @@ fn goroutines_exiting_while_locked_do_not_break_the_runtime() {
         assert_eq!(r.run(|| gort::go(|| 8).join().unwrap()), 8, "procs={procs}");
     }
 }
+
+#[test]
+fn a_locked_goroutine_yielding_on_one_proc_hands_off_cleanly_many_times() {
+    // Each yield of a locked goroutine hands the P to another M, which finds
+    // the goroutine and hands it (and the P) back: many short runtimes make
+    // many such round trips, with and without another goroutine in the queue.
+    let _w = watchdog("locked yields");
+    for i in 0..200 {
+        let (moved, others) = rt(1).run(move || {
+            let other = gort::go(move || {
+                for _ in 0..(i % 3) * 20 {
+                    gort::yield_now();
+                }
+            });
+            let locked = gort::go(|| {
+                gort::lock_os_thread();
+                let me = tid();
+                let mut moved = 0;
+                for _ in 0..100 {
+                    gort::yield_now();
+                    moved += usize::from(tid() != me);
+                }
+                moved
+            });
+            let moved = locked.join().unwrap();
+            other.join().unwrap();
+            (moved, gort::go(|| 1).join().unwrap())
+        });
+        assert_eq!(moved, 0, "round {i}");
+        assert_eq!(others, 1, "round {i}");
+    }
+}
