@@ -305,9 +305,24 @@ pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>, p: usize, spinning
     };
     ctx.acquire(p);
     M.with(|m| m.set(&ctx));
+    let fatal = FatalOnUnwind("the scheduler");
     schedule(&ctx);
+    std::mem::forget(fatal);
     M.with(|m| m.set(std::ptr::null()));
     ctx.sched.mexit(&ctx.shared);
+}
+
+/// Held by a runtime thread (an M, sysmon): a panic there, outside any
+/// goroutine (whose panics stay inside it), is a runtime bug, so the
+/// process ends loudly rather than lose the thread and its P (Go's `fatal
+/// error`). Forgotten on the normal way out.
+pub(crate) struct FatalOnUnwind(pub(crate) &'static str);
+
+impl Drop for FatalOnUnwind {
+    fn drop(&mut self) {
+        eprintln!("gort: fatal: {} panicked (message above)", self.0);
+        std::process::abort();
+    }
 }
 
 /// A new M's shared part.
@@ -762,19 +777,24 @@ fn stoplockedm(ctx: &MCtx, g: GRef) {
     }
     let m = &ctx.shared;
     loop {
-        let next = m.nextg.swap(std::ptr::null_mut(), Ordering::Acquire);
-        if !next.is_null() {
-            debug_assert_eq!(next, g.as_ptr());
+        // `startlockedm` stores the goroutine, then hands the P over: the
+        // P is the signal (its Acquire makes the goroutine visible).
+        let p = m.nextp.swap(NO_P, Ordering::Acquire);
+        if p != NO_P {
+            let next = m.nextg.swap(std::ptr::null_mut(), Ordering::Relaxed);
+            assert_eq!(
+                next,
+                g.as_ptr(),
+                "gort: a locked M was handed another goroutine"
+            );
             m.note.clear();
-            let p = m.nextp.swap(NO_P, Ordering::Acquire);
-            debug_assert_ne!(p, NO_P, "a locked goroutine comes back with a P");
             ctx.acquire(p);
             return;
         }
         m.note.sleep(None);
-        if sched.shutdown.load(Ordering::Acquire) && m.nextg.load(Ordering::Acquire).is_null() {
-            // Cancellation readies the goroutine through the queues, so a
-            // hand-off is still on its way; keep waiting for it.
+        if m.nextp.load(Ordering::Acquire) == NO_P {
+            // A stale wake-up (or shutdown, whose cancellation readies the
+            // goroutine through the queues, so the hand-off still comes).
             m.note.clear();
         }
     }

@@ -78,7 +78,11 @@ pub(crate) fn start(sched: &Sched) {
     let s = sched.arc();
     let handle = std::thread::Builder::new()
         .name(format!("gort-{}-sysmon", sched.id))
-        .spawn(move || run(&s));
+        .spawn(move || {
+            let fatal = super::m::FatalOnUnwind("sysmon");
+            run(&s);
+            std::mem::forget(fatal);
+        });
     match handle {
         Ok(h) => *sched.sysmon.handle.lock() = Some(h),
         Err(e) => eprintln!("gort: cannot start the sysmon thread ({e}); blocking calls and CPU-bound goroutines will hold their processors"),
