@@ -91,7 +91,12 @@ pub(crate) fn start(sched: &Sched) {
 
 /// Stops the monitor (runtime shutdown; `shutdown` is already set).
 pub(crate) fn stop(sched: &Sched) {
-    sched.sysmon.note.wakeup();
+    {
+        // Under the lock `deep_sleep` decides under: it either sees the
+        // shutdown flag or gets this wake-up after its `clear`.
+        let _inner = sched.inner.lock();
+        sched.sysmon.note.wakeup();
+    }
     let h = sched.sysmon.handle.lock().take();
     if let Some(h) = h {
         let _ = h.join();
@@ -149,6 +154,9 @@ fn run(sched: &Arc<Sched>) {
 fn deep_sleep(sched: &Sched) -> bool {
     {
         let _inner = sched.inner.lock();
+        if sched.shutdown.load(Ordering::SeqCst) {
+            return true; // the caller looks at the flag next
+        }
         if sched.npidle.load(Ordering::SeqCst) < sched.nprocs.load(Ordering::SeqCst) {
             return false;
         }
