@@ -38,6 +38,126 @@
 //! # }
 //! ```
 
+/// The trait impls every gort socket has: `Debug` (as its std socket's),
+/// `AsRawFd`, `AsFd`, and `TryFrom` its std type (through `from_std`).
+macro_rules! socket_impls {
+    ($t:ident, $std:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self.fd.get(), f)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.fd)
+            }
+        }
+
+        impl TryFrom<$std> for $t {
+            type Error = std::io::Error;
+            fn try_from(s: $std) -> std::io::Result<$t> {
+                $t::from_std(s)
+            }
+        }
+    };
+}
+pub(crate) use socket_impls;
+
+/// `Read` and `Write` for a stream and for shared references to it (one
+/// goroutine may read while another writes, as with std's streams).
+macro_rules! stream_io {
+    ($t:ident) => {
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.fd.read(|mut s| std::io::Read::read(&mut s, buf))
+            }
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.fd
+                    .read(|mut s| std::io::Read::read_vectored(&mut s, bufs))
+            }
+        }
+
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.fd.write(|mut s| std::io::Write::write(&mut s, buf))
+            }
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.fd
+                    .write(|mut s| std::io::Write::write_vectored(&mut s, bufs))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use stream_io;
+
+/// The timeout settings of a socket: per socket, as std's, applied to
+/// each later operation as a deadline (`fd.rs`).
+macro_rules! timeouts {
+    ($t:ident) => {
+        impl $t {
+            /// Sets the read timeout: a read (or receive) that waits longer
+            /// fails with `WouldBlock`, std's kind on Unix. `Some(0)` is an
+            /// `InvalidInput` error; `None` waits forever.
+            pub fn set_read_timeout(&self, d: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.fd.set_timeout(crate::runtime::netpoll::Dir::Read, d)
+            }
+
+            /// Sets the write timeout (as [`set_read_timeout`](Self::set_read_timeout)).
+            pub fn set_write_timeout(&self, d: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.fd.set_timeout(crate::runtime::netpoll::Dir::Write, d)
+            }
+
+            /// The read timeout.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.fd.timeout(crate::runtime::netpoll::Dir::Read))
+            }
+
+            /// The write timeout.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.fd.timeout(crate::runtime::netpoll::Dir::Write))
+            }
+        }
+    };
+}
+pub(crate) use timeouts;
+
 mod fd;
 mod tcp;
 mod udp;

@@ -1,14 +1,11 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], std's shapes on the netpoller.
 
-use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::each_addr;
 use super::fd::{self, Fd};
-use crate::runtime::netpoll::Dir;
 
 /// A TCP socket server, listening for connections (std's
 /// [`TcpListener`](std::net::TcpListener), parking the goroutine in
@@ -103,31 +100,6 @@ impl TcpListener {
     /// Takes SO_ERROR.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.fd.get().take_error()
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.fd.get(), f)
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl TryFrom<std::net::TcpListener> for TcpListener {
-    type Error = io::Error;
-    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(l)
     }
 }
 
@@ -232,28 +204,6 @@ impl TcpStream {
         Ok(s)
     }
 
-    /// Sets the read timeout: a read that waits longer fails with
-    /// `WouldBlock` (std's kind on Unix). `Some(0)` is an `InvalidInput`
-    /// error, `None` waits forever.
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(Dir::Read, d)
-    }
-
-    /// Sets the write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(Dir::Write, d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.fd.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.fd.timeout(Dir::Write))
-    }
-
     /// Reads without consuming, parking until data arrives.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.read(|s| s.peek(buf))
@@ -285,69 +235,8 @@ impl TcpStream {
     }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fd.read(|mut s| s.read(buf))
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.fd.read(|mut s| s.read_vectored(bufs))
-    }
-}
+super::socket_impls!(TcpListener, std::net::TcpListener);
 
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fd.write(|mut s| s.write(buf))
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.fd.write(|mut s| s.write_vectored(bufs))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.fd.get(), f)
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl TryFrom<std::net::TcpStream> for TcpStream {
-    type Error = io::Error;
-    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        TcpStream::from_std(s)
-    }
-}
+super::timeouts!(TcpStream);
+super::socket_impls!(TcpStream, std::net::TcpStream);
+super::stream_io!(TcpStream);

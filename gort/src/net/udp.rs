@@ -1,14 +1,10 @@
 //! UDP: [`UdpSocket`], std's shape on the netpoller.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
 
 use super::fd::Fd;
 use super::{each_addr, first_addr};
-use crate::runtime::netpoll::Dir;
 
 /// A UDP socket (std's [`UdpSocket`](std::net::UdpSocket)); receiving
 /// parks the goroutine until a datagram arrives.
@@ -87,30 +83,13 @@ impl UdpSocket {
         self.fd.get().peer_addr()
     }
 
-    /// Sets the read timeout (a timed-out receive fails with
-    /// `WouldBlock`, std's kind on Unix; `Some(0)` is `InvalidInput`).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(Dir::Read, d)
-    }
-
-    /// Sets the write timeout.
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.fd.set_timeout(Dir::Write, d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.fd.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.fd.timeout(Dir::Write))
-    }
-
-    /// A new handle to the same socket (its own registration).
+    /// A new handle to the same socket (its own registration, the same
+    /// timeouts).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(self.fd.get().try_clone()?)
+        let s = UdpSocket::from_std(self.fd.get().try_clone()?)?;
+        s.set_read_timeout(self.read_timeout()?)?;
+        s.set_write_timeout(self.write_timeout()?)?;
+        Ok(s)
     }
 
     /// Sets SO_BROADCAST.
@@ -139,27 +118,5 @@ impl UdpSocket {
     }
 }
 
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.fd.get(), f)
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl TryFrom<std::net::UdpSocket> for UdpSocket {
-    type Error = io::Error;
-    fn try_from(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(s)
-    }
-}
+super::timeouts!(UdpSocket);
+super::socket_impls!(UdpSocket, std::net::UdpSocket);
