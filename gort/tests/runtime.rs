@@ -508,11 +508,17 @@ fn waitgroup_go_marks_done_even_on_panic() {
 #[test]
 fn sleepers_wake_in_deadline_order_and_sleep_at_least_as_asked() {
     // Deadlines are absolute from one base, so a sleeper that starts late
-    // (a loaded machine) still has its place in the order.
+    // (a loaded machine) still has its place in the order. The base lies
+    // 50 ms ahead so every sleeper is parked before the first deadline:
+    // from then on the order is the timer heap's, even if the machine
+    // stalls past several deadlines at once (timers that come due together
+    // fire in deadline order; next test). With the base at "now", a stall
+    // of 10 ms before the 0 ms sleeper first ran let the 10 ms one finish
+    // first (seen once with two test suites in parallel on 2 cores).
     let order = Arc::new(Mutex::new(Vec::new()));
     let o2 = order.clone();
     rt(1).run(move || {
-        let base = Instant::now();
+        let base = Instant::now() + Duration::from_millis(50);
         let wg = WaitGroup::new();
         for ms in [60u64, 20, 40, 0, 10] {
             let o = o2.clone();
