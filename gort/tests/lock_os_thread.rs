@@ -19,6 +19,7 @@ use gort::chan;
 use gort::sync::WaitGroup;
 
 fn tid() -> libc::pid_t {
+    // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() }
 }
 

@@ -92,6 +92,8 @@ fn roundtrip_on_threads(s: &TcpStream, data: &[u8]) -> Vec<u8> {
 /// and the hard limit too when permitted). Raising is harmless to tests
 /// running beside this one.
 fn raise_nofile(need: u64) {
+    // SAFETY: getrlimit/setrlimit get a pointer to a live, zero-initialised
+    // rlimit (a plain C struct for which all zeros is valid).
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
@@ -451,6 +453,8 @@ fn connect_timeout_to_a_listener_that_drops_syns_times_out() {
     let _w = watchdog("connect_timeout");
     use std::os::fd::AsRawFd;
     let l = std::net::TcpListener::bind(LOCAL).unwrap();
+    // SAFETY: listen on a socket fd the listener owns (alive until the end
+    // of the test); no pointers are passed.
     assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
     let addr = l.local_addr().unwrap();
     let short = Duration::from_millis(100);
@@ -1164,6 +1168,7 @@ fn emfile_child() {
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
             .max()
             .unwrap();
+        // SAFETY: as in `raise_nofile`: a live, zeroed rlimit struct.
         unsafe {
             let mut lim: libc::rlimit = std::mem::zeroed();
             assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
