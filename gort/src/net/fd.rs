@@ -104,6 +104,19 @@ impl<S: AsRawFd> Fd<S> {
         Ok(())
     }
 
+    /// A clone's socket registered, with this socket's timeouts (std's
+    /// clones share them through the kernel; ours live here).
+    pub(crate) fn clone_with(&self, io: S) -> io::Result<Fd<S>> {
+        let fd = Fd::new(io)?;
+        for t in [
+            (&fd.read_timeout, &self.read_timeout),
+            (&fd.write_timeout, &self.write_timeout),
+        ] {
+            t.0.store(t.1.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        Ok(fd)
+    }
+
     pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
         let v = match dir {
             Dir::Read => &self.read_timeout,

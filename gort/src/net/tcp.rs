@@ -84,7 +84,10 @@ impl TcpListener {
 
     /// A new handle to the same socket (its own registration).
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        TcpListener::from_std(self.fd.get().try_clone()?)
+        // A dup shares the file description, non-blocking mode included.
+        Ok(TcpListener {
+            fd: self.fd.clone_with(self.fd.get().try_clone()?)?,
+        })
     }
 
     /// Sets IP_TTL.
@@ -198,10 +201,10 @@ impl TcpStream {
     /// A new handle to the same connection (its own registration and
     /// timeouts).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let s = TcpStream::from_std(self.fd.get().try_clone()?)?;
-        s.set_read_timeout(self.read_timeout()?)?;
-        s.set_write_timeout(self.write_timeout()?)?;
-        Ok(s)
+        // A dup shares the file description, non-blocking mode included.
+        Ok(TcpStream {
+            fd: self.fd.clone_with(self.fd.get().try_clone()?)?,
+        })
     }
 
     /// Reads without consuming, parking until data arrives.

@@ -86,10 +86,10 @@ impl UdpSocket {
     /// A new handle to the same socket (its own registration, the same
     /// timeouts).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let s = UdpSocket::from_std(self.fd.get().try_clone()?)?;
-        s.set_read_timeout(self.read_timeout()?)?;
-        s.set_write_timeout(self.write_timeout()?)?;
-        Ok(s)
+        // A dup shares the file description, non-blocking mode included.
+        Ok(UdpSocket {
+            fd: self.fd.clone_with(self.fd.get().try_clone()?)?,
+        })
     }
 
     /// Sets SO_BROADCAST.

@@ -65,7 +65,10 @@ impl UnixListener {
 
     /// A new handle to the same socket (its own registration).
     pub fn try_clone(&self) -> io::Result<UnixListener> {
-        UnixListener::from_std(self.fd.get().try_clone()?)
+        // A dup shares the file description, non-blocking mode included.
+        Ok(UnixListener {
+            fd: self.fd.clone_with(self.fd.get().try_clone()?)?,
+        })
     }
 
     /// Takes SO_ERROR.
@@ -145,10 +148,10 @@ impl UnixStream {
     /// A new handle to the same stream (its own registration and
     /// timeouts).
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let s = UnixStream::from_std(self.fd.get().try_clone()?)?;
-        s.set_read_timeout(self.read_timeout()?)?;
-        s.set_write_timeout(self.write_timeout()?)?;
-        Ok(s)
+        // A dup shares the file description, non-blocking mode included.
+        Ok(UnixStream {
+            fd: self.fd.clone_with(self.fd.get().try_clone()?)?,
+        })
     }
 
     /// Takes SO_ERROR.

@@ -140,6 +140,11 @@ impl MCtx {
     /// loop (whose window is open while it holds a P).
     fn acquire(&self, id: usize) {
         self.shared.using.store(true, Ordering::Relaxed);
+        self.hold(id);
+    }
+
+    /// Records P `id` as this M's (both views), without opening a window.
+    fn hold(&self, id: usize) {
         self.p.set(id);
         self.shared.p.store(id, Ordering::SeqCst);
     }
@@ -265,8 +270,7 @@ pub(crate) fn exit_blocking() -> bool {
         if let Some(id) = sched.pidleget(&mut inner) {
             drop(inner);
             // Goroutine code: hold the P outside any window.
-            m.p.set(id);
-            m.shared.p.store(id, Ordering::SeqCst);
+            m.hold(id);
             return true;
         }
     }

@@ -24,10 +24,11 @@
 //! edge-triggered epoll requires.
 //!
 //! Descriptors are type-stable (never freed, recycled through a free
-//! list) and an epoll token carries the descriptor's index and a sequence
-//! number bumped on every reuse, so an event collected for a socket that
-//! has since closed finds a different sequence and is dropped (Go's
-//! `fdseq` tag).
+//! list), so an epoll token can be the descriptor's address, tagged in its
+//! unused top 16 bits with a sequence number bumped on every reuse: an
+//! event collected for a socket that has since closed finds a different
+//! sequence and is dropped (Go's `taggedPointer` with `fdseq`). Dispatching
+//! an event takes no lock but the descriptor's own.
 //!
 //! Scheduler integration, as Go's: an M looking for work polls without
 //! blocking before it steals (`m.rs`); when every P is idle, exactly one M
@@ -162,10 +163,10 @@ impl Netpoll {
             if ev.token() == WAKE_TOKEN {
                 continue;
             }
-            let (index, seq) = untoken(ev.token());
+            let (desc, tag) = untoken(ev.token());
             let read = ev.is_readable() || ev.is_read_closed() || ev.is_error();
             let write = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-            desc(index).notify(self, seq, read, write, woken);
+            desc.notify(self, tag, read, write, woken);
         }
         let n = woken.len();
         for w in woken.drain(..) {
@@ -195,7 +196,6 @@ pub(crate) enum Dir {
 
 /// A socket's poll descriptor (Go's `pollDesc`). Never freed.
 pub(crate) struct PollDesc {
-    index: u32,
     state: Lock<DescState>,
 }
 
@@ -224,11 +224,11 @@ impl DescState {
 }
 
 impl PollDesc {
-    /// Readiness for `seq` arrived: mark the sides ready and collect their
-    /// waiters into `woken`.
-    fn notify(&self, np: &Netpoll, seq: u32, read: bool, write: bool, woken: &mut Vec<Waiter>) {
+    /// Readiness for the registration tagged `tag` arrived: mark the sides
+    /// ready and collect their waiters into `woken`.
+    fn notify(&self, np: &Netpoll, tag: u16, read: bool, write: bool, woken: &mut Vec<Waiter>) {
         let mut st = self.state.lock();
-        if st.seq != seq {
+        if st.seq as u16 != tag {
             return; // the socket closed and the descriptor moved on
         }
         let st = &mut *st;
@@ -244,25 +244,26 @@ impl PollDesc {
     }
 }
 
-struct Slab {
-    all: Vec<&'static PollDesc>,
-    free: Vec<u32>,
+/// Descriptors not in use (all of them leaked, never freed).
+static FREE: Lock<Vec<&'static PollDesc>> = Lock::new(Vec::new());
+
+/// Bits of a token holding the descriptor's address (user-space addresses
+/// on x86_64 and aarch64 Linux fit in 48 bits); the top 16 hold the tag.
+const ADDR_BITS: u32 = 48;
+
+fn token(desc: &'static PollDesc, seq: u32) -> Token {
+    let addr = desc as *const PollDesc as usize;
+    debug_assert_eq!(addr >> ADDR_BITS, 0, "a user-space address fits in 48 bits");
+    Token(addr | ((seq as u16 as usize) << ADDR_BITS))
 }
 
-static SLAB: Lock<Slab> = Lock::new(Slab {
-    all: Vec::new(),
-    free: Vec::new(),
-});
-fn desc(index: u32) -> &'static PollDesc {
-    SLAB.lock().all[index as usize]
-}
-
-fn token(index: u32, seq: u32) -> Token {
-    Token(((index as usize) << 32) | seq as usize)
-}
-
-fn untoken(t: Token) -> (u32, u32) {
-    ((t.0 >> 32) as u32, t.0 as u32)
+fn untoken(t: Token) -> (&'static PollDesc, u16) {
+    let addr = t.0 & ((1 << ADDR_BITS) - 1);
+    // SAFETY: every token but the waker's (skipped by the caller) was made
+    // by `token` from a leaked, never-freed descriptor, so the address is
+    // valid for ever, however stale the event.
+    let desc = unsafe { &*(addr as *const PollDesc) };
+    (desc, (t.0 >> ADDR_BITS) as u16)
 }
 
 /// A socket registered with its runtime's netpoller; deregisters on drop.
@@ -279,22 +280,12 @@ impl Registration {
     pub(crate) fn new(fd: RawFd) -> io::Result<Registration> {
         let sched = super::current_sched().arc();
         let np = get(&sched)?;
-        let desc = {
-            let mut slab = SLAB.lock();
-            match slab.free.pop() {
-                Some(i) => slab.all[i as usize],
-                None => {
-                    let index = u32::try_from(slab.all.len())
-                        .map_err(|_| io::Error::other("gort: too many sockets"))?;
-                    let d: &'static PollDesc = Box::leak(Box::new(PollDesc {
-                        index,
-                        state: Lock::new(DescState::default()),
-                    }));
-                    slab.all.push(d);
-                    d
-                }
-            }
-        };
+        let free = FREE.lock().pop();
+        let desc = free.unwrap_or_else(|| {
+            Box::leak(Box::new(PollDesc {
+                state: Lock::new(DescState::default()),
+            }))
+        });
         let seq = {
             let mut st = desc.state.lock();
             st.seq = st.seq.wrapping_add(1);
@@ -304,7 +295,7 @@ impl Registration {
         };
         if let Err(e) = np.registry.register(
             &mut SourceFd(&fd),
-            token(desc.index, seq),
+            token(desc, seq),
             Interest::READABLE | Interest::WRITABLE,
         ) {
             release(desc);
@@ -443,14 +434,14 @@ fn release(desc: &'static PollDesc) {
         st.rd = Side::default();
         st.wr = Side::default();
     }
-    SLAB.lock().free.push(desc.index);
+    FREE.lock().push(desc);
 }
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration")
             .field("fd", &self.fd)
-            .field("index", &self.desc.index)
+            .field("desc", &(self.desc as *const PollDesc))
             .finish()
     }
 }
