@@ -20,7 +20,8 @@ use std::thread;
 
 use crate::runtime::g::WaitReason;
 use crate::runtime::park::{self, Cancelled, Waiter};
-use crate::runtime::sched::{Sched, SpawnOpts};
+use crate::runtime::sched::Sched;
+use crate::runtime::spawn::SpawnOpts;
 use crate::runtime::{self as rt};
 use crate::scope::ScopeData;
 use crate::stack;

@@ -13,9 +13,12 @@
 //! parks (say it receives from a channel), the goroutine resumes, maybe on
 //! another M, still inside `blocking` (`execute` restores the status).
 
+use std::sync::atomic::Ordering;
+
 use super::g::{self, GRef, Switch};
-use super::m;
+use super::m::{mctx, S_BLOCKING, S_G};
 use super::park;
+use super::window::current_p;
 
 /// Runs `f`, a call that may block its thread (a system call, a blocking
 /// library), without stalling the other goroutines: if `f` blocks for more
@@ -42,7 +45,7 @@ pub fn blocking<F: FnOnce() -> R, R>(f: F) -> R {
     let depth = g.blocking.get();
     g.blocking.set(depth + 1);
     if depth == 0 {
-        m::enter_blocking();
+        enter_blocking();
     }
     let _exit = Exit(g);
     f()
@@ -55,10 +58,44 @@ impl Drop for Exit {
         let g = self.0;
         let depth = g.blocking.get() - 1;
         g.blocking.set(depth);
-        if depth == 0 && !m::exit_blocking() && !std::thread::panicking() {
+        if depth == 0 && !exit_blocking() && !std::thread::panicking() {
             // No P to go on with: queue for one (a goroutine unwinding a
             // panic stays on its thread and goes on without one).
             park::suspend(g, Switch::Yield);
         }
     }
+}
+
+/// Enters `blocking` for the running goroutine's M: from now on sysmon may
+/// hand its P to another thread (Go's `entersyscall`).
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn enter_blocking() {
+    if let Some(m) = mctx() {
+        m.set_status(S_BLOCKING);
+    }
+}
+
+/// Leaves `blocking` (Go's `exitsyscall`): true if the M still has its P
+/// or got an idle one; false if the goroutine must queue for a P (the
+/// caller yields, and `execute` queues it globally).
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn exit_blocking() -> bool {
+    let Some(m) = mctx() else { return true };
+    m.set_status(S_G);
+    if let Some(p) = current_p(&m.sched) {
+        drop(p);
+        return true;
+    }
+    // The P is gone: take an idle one if there is one.
+    let sched = &*m.sched;
+    if sched.npidle.load(Ordering::SeqCst) > 0 {
+        let mut inner = sched.inner.lock();
+        if let Some(id) = sched.pidleget(&mut inner) {
+            drop(inner);
+            // Goroutine code: hold the P outside any window.
+            m.hold(id);
+            return true;
+        }
+    }
+    false
 }

@@ -4,14 +4,17 @@
 //! or yields), its M hands its P to another thread and sleeps; an M that
 //! later takes the goroutine off a run queue hands it, with that M's P,
 //! back to the wired M and goes idle itself (`startlockedm` /
-//! `stoplockedm` in `m.rs`). So the goroutine always runs on the same OS
+//! `stoplockedm` below). So the goroutine always runs on the same OS
 //! thread, the thread runs nothing else meanwhile, and other goroutines
 //! keep every P busy. A goroutine that exits still locked takes its thread
 //! with it (the thread ends), as in Go, since it may have changed
 //! per-thread state.
 
-use super::g;
-use super::m;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::g::{self, GRef};
+use super::m::{mctx, MCtx, MShared, NO_P};
 
 /// Wires the calling goroutine to its current OS thread until a matching
 /// [`unlock_os_thread`] (calls nest: each lock needs an unlock). Use it for
@@ -36,9 +39,9 @@ pub fn lock_os_thread() {
         .expect("gort: lock_os_thread nested more than u32::MAX times");
     g.lock_count.set(n1);
     if n == 0 {
-        let m = m::current_shared().expect("a goroutine runs on an M");
+        let m = current_shared().expect("a goroutine runs on an M");
         g.locked_m.set(m);
-        m::lock_to(m, g);
+        lock_to(m, g);
     }
 }
 
@@ -61,7 +64,84 @@ pub fn unlock_os_thread() {
     }
     g.lock_count.set(n - 1);
     if n == 1 {
-        m::unlock_from(g.locked_m.get());
+        unlock_from(g.locked_m.get());
         g.locked_m.set(std::ptr::null());
+    }
+}
+
+/// The running goroutine's M, for `lock_os_thread`.
+#[inline(never)] // a thread-local read: see `g::current`
+pub(crate) fn current_shared() -> Option<*const MShared> {
+    mctx().map(|m| Arc::as_ptr(&m.shared))
+}
+
+/// Wires goroutine `g` to this M (`lock_os_thread`'s first level).
+pub(crate) fn lock_to(m: *const MShared, g: GRef) {
+    // SAFETY: `m` is the running M's shared part (alive while it runs `g`).
+    unsafe { &*m }.locked_g.store(g.as_ptr(), Ordering::Release);
+}
+
+/// Unwires the M (`unlock_os_thread`'s last level).
+pub(crate) fn unlock_from(m: *const MShared) {
+    // SAFETY: as in `lock_to`: `m` runs the calling goroutine.
+    unsafe { &*m }
+        .locked_g
+        .store(std::ptr::null_mut(), Ordering::Release);
+}
+
+/// Another M found `g`, which is locked to a different M: hand that M our
+/// P and the goroutine, and go idle (Go's `startlockedm`).
+pub(crate) fn startlockedm(ctx: &MCtx, g: GRef) {
+    let sched = &*ctx.sched;
+    let Some(id) = ctx.p().map(|p| p.id) else {
+        sched.global_put(g);
+        return;
+    };
+    if !ctx.release() {
+        // Sysmon took our P at this very moment: let someone else try.
+        sched.global_put(g);
+        sched.wakep();
+        return;
+    }
+    // SAFETY: a locked goroutine's M lives until the goroutine unlocks it
+    // or exits, and `g` is neither running nor finished.
+    let target = unsafe { &*g.locked_m.get() };
+    target.nextg.store(g.as_ptr(), Ordering::Release);
+    target.handoff(id, false);
+}
+
+/// The goroutine locked to this M stopped running: give the P away and
+/// sleep until some M hands the goroutine back with a P (Go's
+/// `stoplockedm`). Returns holding a P, ready to resume `g`.
+pub(crate) fn stoplockedm(ctx: &MCtx, g: GRef) {
+    let sched = &*ctx.sched;
+    if let Some(p) = ctx.p() {
+        let id = p.id;
+        if ctx.release() {
+            sched.handoffp(id);
+        }
+    }
+    let m = &ctx.shared;
+    loop {
+        // `startlockedm` stores the goroutine, then hands the P over: the
+        // P is the signal (its Acquire makes the goroutine visible).
+        let p = m.nextp.swap(NO_P, Ordering::Acquire);
+        if p != NO_P {
+            let next = m.nextg.swap(std::ptr::null_mut(), Ordering::Relaxed);
+            assert_eq!(
+                next,
+                g.as_ptr(),
+                "gort: a locked M was handed another goroutine"
+            );
+            m.note.clear();
+            ctx.acquire(p);
+            return;
+        }
+        m.note.sleep(None);
+        if m.nextp.load(Ordering::Acquire) == NO_P {
+            // A stale wake-up (or shutdown, whose cancellation readies the
+            // goroutine through the queues, so the hand-off still comes).
+            m.note.clear();
+        }
     }
 }

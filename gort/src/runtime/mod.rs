@@ -1,17 +1,23 @@
 //! The scheduler: explicit runtimes and the default one.
 //!
 //! A [`Runtime`] is a set of processors (P) and the OS threads (M) that run
-//! goroutines (G) on them, after Go's runtime/proc.go. Module map:
-//! `g` (goroutine), `p` (processor), `m` (machine: the scheduling loop),
-//! `sched` (global queue, idle lists, `wakep`), `runq` (lock-free local run
-//! queue), `park` (park/ready, the one blocking primitive), `timers`
-//! (per-P heaps), `note`/`futex`/`lock` (how threads sleep). Nothing outside
+//! goroutines (G) on them, after Go's runtime/proc.go. Module map, one
+//! concept each: `g` (goroutine), `p` (processor), `m` (an OS thread),
+//! `sched` (the shared state, global queue), `schedule` (the loop:
+//! `schedule`/`find_runnable`/`execute`), `idle` (idle P and M lists,
+//! spinning, `wakep`/`startm`/`stopm`), `spawn` (newproc, free G lists),
+//! `window` (how sysmon takes a P from a running M), `shutdown`
+//! (cancellation, drop), `procs` (`set_procs`), `runq` (lock-free local
+//! run queue), `park` (park/ready, the one blocking primitive), `timers`
+//! (per-P heaps), `sysmon`, `netpoll`, `blocking`, `lockosthread`, and
+//! `note`/`futex`/`lock` (how threads sleep). Nothing outside
 //! this module touches run queues, threads or stacks.
 
 pub(crate) mod blocking;
 pub(crate) mod futex;
 pub(crate) mod g;
 pub(crate) mod group;
+pub(crate) mod idle;
 pub(crate) mod lock;
 pub(crate) mod lockosthread;
 pub(crate) mod m;
@@ -21,11 +27,16 @@ pub(crate) mod note;
 pub(crate) mod p;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
+pub(crate) mod procs;
 pub(crate) mod rand;
 pub(crate) mod runq;
 pub(crate) mod sched;
+pub(crate) mod schedule;
+pub(crate) mod shutdown;
+pub(crate) mod spawn;
 pub(crate) mod sysmon;
 pub(crate) mod timers;
+pub(crate) mod window;
 
 use std::io;
 use std::panic::Location;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::futex;
-use super::g::{self, GRef, Switch, WaitReason};
+use super::g::{self, pack, GRef, Switch, WaitReason, CLAIMED, RUNNABLE, WAITING};
 
 /// A parked goroutine or thread, as recorded in a wait list (or a timer).
 ///
@@ -58,7 +58,7 @@ impl Waiter {
 
     fn wake_as(self, next: bool) -> bool {
         match self {
-            Waiter::G { g, gen } => super::sched::ready(g, gen, next),
+            Waiter::G { g, gen } => ready(g, gen, next),
             Waiter::Thread { parker, gen } => parker.wake(gen),
         }
     }
@@ -69,7 +69,7 @@ impl Waiter {
     #[inline]
     pub(crate) fn claim(&self) -> bool {
         match self {
-            Waiter::G { g, gen } => super::sched::claim(*g, *gen),
+            Waiter::G { g, gen } => claim(*g, *gen),
             Waiter::Thread { parker, gen } => parker.claim(*gen),
         }
     }
@@ -78,7 +78,7 @@ impl Waiter {
     #[inline]
     pub(crate) fn wake_claimed(self) {
         match self {
-            Waiter::G { g, gen } => super::sched::ready_claimed(g, gen, true),
+            Waiter::G { g, gen } => ready_claimed(g, gen, true),
             Waiter::Thread { parker, gen } => parker.wake_claimed(gen),
         }
     }
@@ -388,6 +388,67 @@ impl ThreadParker {
             false
         }
     }
+}
+
+// ---- ready: making a parked goroutine runnable (Go's goready) -----------
+
+/// Makes a parked goroutine runnable (Go's `goready`): queued in the
+/// waker's `runnext` when the waker runs on this runtime, else on the
+/// runtime's global queue; then wakes an idle P.
+///
+/// `next` false queues it at the tail instead (timers: several goroutines
+/// whose timers fire together then run in deadline order, rather than each
+/// kicking the previous one out of `runnext`).
+pub(crate) fn ready(g: GRef, gen: u64, next: bool) -> bool {
+    if g.state
+        .compare_exchange(
+            pack(gen, WAITING),
+            pack(gen, RUNNABLE),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_err()
+    {
+        return false;
+    }
+    enqueue(g, next);
+    true
+}
+
+/// Claims a parked goroutine for a waker (WAITING -> CLAIMED under the
+/// park's generation): from here on nothing else can ready it (a stale
+/// waiter, a timer, a cancellation), so the claimer may write into the
+/// goroutine's parked frame before [`ready_claimed`].
+pub(crate) fn claim(g: GRef, gen: u64) -> bool {
+    g.state
+        .compare_exchange(
+            pack(gen, WAITING),
+            pack(gen, CLAIMED),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+/// Readies a goroutine this caller claimed (see [`claim`]).
+pub(crate) fn ready_claimed(g: GRef, gen: u64, next: bool) {
+    debug_assert_eq!(g.state.load(Ordering::Relaxed), pack(gen, CLAIMED));
+    g.state.store(pack(gen, RUNNABLE), Ordering::Release);
+    enqueue(g, next);
+}
+
+fn enqueue(g: GRef, next: bool) {
+    let sched = g.sched();
+    match super::window::current_p(sched) {
+        Some(p) => {
+            if let Some(batch) = p.runq.put(g.as_ptr(), next) {
+                drop(p);
+                sched.global_put_batch(batch);
+            }
+        }
+        None => sched.global_put(g),
+    }
+    sched.wakep();
 }
 
 #[cfg(test)]

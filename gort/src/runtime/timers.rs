@@ -211,7 +211,7 @@ pub(crate) fn add_task(sched: &Sched, when: u64, task: Arc<dyn TimerTask>, seq: 
 }
 
 fn push(sched: &Sched, when: u64, fire: Fire) {
-    match super::m::current_p(sched) {
+    match super::window::current_p(sched) {
         Some(p) => p.timers.push(when, fire),
         None => sched.p(0).timers.push(when, fire),
     }

@@ -1,0 +1,376 @@
+//! The scheduling loop (Go's `schedule`, `findRunnable`, `execute`,
+//! `goexit0`).
+//!
+//! An M holds at most one P. Its loop finds a runnable goroutine
+//! (`find_runnable`: timers, every 61st round the global queue, the local
+//! queue, the global queue, the netpoller, then stealing half of another
+//! P's queue), runs it until it yields, parks or exits, and repeats. With
+//! nothing to do it gives its P back to the idle list and sleeps
+//! (`idle.rs`).
+
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use corosensei::CoroutineResult;
+
+use super::g::{self, pack, unpack, GRef, Switch, DEAD, RUNNABLE, RUNNING, WAITING};
+use super::idle::stopm;
+use super::lockosthread::{startlockedm, stoplockedm};
+use super::m::{MCtx, S_BLOCKING, S_G, S_SCHED};
+use super::membarrier;
+use super::p::P;
+use super::park::Waiter;
+use super::procs::retire;
+use super::sched::Sched;
+use super::timers;
+use crate::stack::overflow;
+
+/// `runnext` hand-offs in a row before the hand-off target goes to the back
+/// of the queue, so a ping-ponging pair cannot starve the rest of the queue
+/// (Go relies on sysmon's 10 ms time slice for this; a count costs no clock).
+const MAX_STREAK: u32 = 64;
+
+/// A goroutine struct's stack is checked for deep pages every this many
+/// exits (see `stack::Stack::trim`).
+const TRIM_EVERY: u8 = 8;
+
+pub(crate) fn schedule(ctx: &MCtx) {
+    while let Some((g, inherit)) = find_runnable(ctx) {
+        if ctx.spinning.get() {
+            reset_spinning(ctx);
+        }
+        let locked = g.locked_m.get();
+        if !locked.is_null() && !std::ptr::eq(locked, Arc::as_ptr(&ctx.shared)) {
+            startlockedm(ctx, g);
+            continue;
+        }
+        execute(ctx, g, inherit);
+        if ctx.exit.get() {
+            return;
+        }
+    }
+}
+
+pub(crate) fn reset_spinning(ctx: &MCtx) {
+    ctx.spinning.set(false);
+    ctx.sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    ctx.sched.wakep();
+}
+
+pub(crate) fn become_spinning(ctx: &MCtx) {
+    if !ctx.spinning.get() {
+        ctx.spinning.set(true);
+        ctx.sched.nmspinning.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Finds a goroutine to run, sleeping if there is none. `None`: shut down.
+pub(crate) fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
+    let sched = &*ctx.sched;
+    loop {
+        if sched.shutdown.load(Ordering::Acquire) {
+            release_p(ctx);
+            return None;
+        }
+        let Some(p) = ctx.p() else {
+            stopm(ctx);
+            continue;
+        };
+        if p.id >= sched.nprocs.load(Ordering::Acquire) {
+            retire(ctx, p);
+            continue;
+        }
+        // SAFETY: this M holds `p` (inside the scheduler's window).
+        let local = unsafe { p.local() };
+
+        if sched.ntimers_hint.get() != u64::MAX || p.timers.len() > 0 {
+            let now = timers::now();
+            p.timers.run_due(now);
+            sched.run_all_timers(now);
+        }
+        if local.schedtick % 61 == 0 && sched.global_len() > 0 {
+            if let Some(g) = sched.global_get(p, 1) {
+                return Some((g, false));
+            }
+        }
+        if let Some((gp, inherit)) = p.runq.get() {
+            // SAFETY: run queues hold GRef pointers.
+            let g = unsafe { GRef::from_ptr(gp) };
+            if inherit {
+                local.streak += 1;
+                if local.streak >= MAX_STREAK {
+                    local.streak = 0;
+                    if let Some(batch) = p.runq.put(gp, false) {
+                        sched.global_put_batch(batch);
+                    }
+                    continue;
+                }
+            } else {
+                local.streak = 0;
+            }
+            return Some((g, inherit));
+        }
+        if let Some(g) = sched.global_get(p, usize::MAX) {
+            return Some((g, false));
+        }
+        // Poll the network before stealing (Go: "only an optimization").
+        if let Some(np) = sched.netpoll.get() {
+            if !np.is_blocked() && np.poll_now() > 0 {
+                continue;
+            }
+        }
+
+        // Steal, unless enough Ms are spinning already (at most half the
+        // busy Ps' worth).
+        let procs = sched.nprocs.load(Ordering::Relaxed);
+        let busy = procs.saturating_sub(sched.npidle.load(Ordering::SeqCst));
+        if ctx.spinning.get() || 2 * sched.nmspinning.load(Ordering::SeqCst) < busy {
+            become_spinning(ctx);
+            if let Some(g) = steal_work(sched, p, local) {
+                return Some((g, false));
+            }
+        }
+
+        // Nothing to do: give the P back.
+        {
+            let mut inner = sched.inner.lock();
+            if let Some(g) = sched.global_get_locked(&mut inner, p, usize::MAX) {
+                return Some((g, false));
+            }
+            if ctx.release() {
+                sched.pidleput(&mut inner, p.id);
+            }
+        }
+        if ctx.spinning.get() {
+            ctx.spinning.set(false);
+            sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            // The delicate dance: a submitter may have seen us spinning and
+            // not woken anyone. Look again now that we are not counted.
+            fence(Ordering::SeqCst);
+            if sched.all_ps().any(|q| !q.runq.is_empty()) || sched.global_len() > 0 {
+                let mut inner = sched.inner.lock();
+                if let Some(id) = sched.pidleget(&mut inner) {
+                    drop(inner);
+                    ctx.acquire(id);
+                    become_spinning(ctx);
+                    continue;
+                }
+            }
+        }
+        // A due timer is work too.
+        if let Some(when) = sched.next_timer() {
+            if when <= timers::now() {
+                let mut inner = sched.inner.lock();
+                if let Some(id) = sched.pidleget(&mut inner) {
+                    drop(inner);
+                    ctx.acquire(id);
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+/// Steals half of a random victim's run queue (4 rounds over all Ps; the
+/// last round also takes `runnext` and runs the victims' due timers).
+fn steal_work(sched: &Sched, p: &P, local: &mut super::p::Local) -> Option<GRef> {
+    let n = sched.created();
+    if n <= 1 {
+        return None;
+    }
+    for round in 0..4 {
+        let last = round == 3;
+        let start = (local.rand() % n as u64) as usize;
+        for i in 0..n {
+            let v = (start + i) % n;
+            if v == p.id {
+                continue;
+            }
+            let victim = sched.p(v);
+            if last && victim.timers.len() > 0 {
+                victim.timers.run_due(timers::now());
+                if let Some((g, _)) = p.runq.get() {
+                    // SAFETY: run queues hold GRef pointers.
+                    return Some(unsafe { GRef::from_ptr(g) });
+                }
+            }
+            if let Some(g) = victim.runq.steal_into(&p.runq, last) {
+                sched.steals.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: run queues hold GRef pointers.
+                return Some(unsafe { GRef::from_ptr(g) });
+            }
+        }
+    }
+    None
+}
+
+pub(crate) fn release_p(ctx: &MCtx) {
+    if let Some(p) = ctx.p() {
+        let id = p.id;
+        let sched = &*ctx.sched;
+        let mut inner = sched.inner.lock();
+        if ctx.release() {
+            sched.pidleput(&mut inner, id);
+        }
+    }
+}
+
+/// Runs `g` on this M until it yields, parks or finishes.
+pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
+    let sched = &*ctx.sched;
+    if !inherit {
+        if let Some(p) = ctx.p() {
+            // SAFETY: this M holds `p`.
+            let local = unsafe { p.local() };
+            local.schedtick = local.schedtick.wrapping_add(1);
+        }
+    }
+    g.preempt.store(false, Ordering::Relaxed);
+    loop {
+        let (gen, _) = unpack(g.state.load(Ordering::Acquire));
+        g.state.store(pack(gen, RUNNING), Ordering::Release);
+        // SAFETY: the G came off a run queue, so this M owns it now.
+        let coroutine = unsafe { g.ctx_mut() }
+            .as_mut()
+            .expect("a runnable G has a context");
+        if !coroutine.started() && g.cancelled() {
+            // Cancelled before it ever ran: drop its closure (which reports
+            // the cancellation to its JoinHandle) without running it.
+            coroutine.force_unwind();
+            goexit(ctx, g);
+            return;
+        }
+        g::set_current(Some(g));
+        overflow::set_current(g.info.get());
+        ctx.shared.curg.store(g.as_ptr(), Ordering::Relaxed);
+        ctx.set_status(if g.blocking.get() > 0 {
+            S_BLOCKING
+        } else {
+            S_G
+        });
+        // Close the scheduler's window while the goroutine runs.
+        ctx.shared.using.store(false, Ordering::Release);
+        let result = coroutine.resume(());
+        ctx.reenter();
+        ctx.set_status(S_SCHED);
+        overflow::set_current(std::ptr::null());
+        g::set_current(None);
+        match result {
+            CoroutineResult::Return(()) => {
+                goexit(ctx, g);
+                return;
+            }
+            CoroutineResult::Yield(Switch::Yield) => {
+                g.state.store(pack(gen, RUNNABLE), Ordering::Release);
+                match ctx.p() {
+                    Some(p) if !is_locked_here(ctx, g) => {
+                        if let Some(batch) = p.runq.put(g.as_ptr(), false) {
+                            sched.global_put_batch(batch);
+                        }
+                    }
+                    _ => {
+                        // No P (sysmon took it, or `blocking` returned
+                        // without one): queue globally, as Go's
+                        // `exitsyscall0` and preemption do.
+                        sched.global_put(g);
+                        sched.wakep();
+                    }
+                }
+                if is_locked_here(ctx, g) {
+                    stoplockedm(ctx, g);
+                    continue;
+                }
+                return;
+            }
+            CoroutineResult::Yield(Switch::Park) => {
+                let after = g.after.take().expect("park sets its after step");
+                let gen = gen + 1;
+                g.state.store(pack(gen, WAITING), Ordering::Release);
+                // SAFETY: `after.data` points at the closure in the parked
+                // goroutine's `park` frame, which stays untouched until the
+                // goroutine is readied, and is consumed exactly once here.
+                let parked = unsafe { (after.call)(after.data, Waiter::G { g, gen }) };
+                if !parked {
+                    // Resume at once, unless a cancellation readied (and
+                    // queued) it meanwhile: then the queue runs it.
+                    if g.state
+                        .compare_exchange(
+                            pack(gen, WAITING),
+                            pack(gen, RUNNABLE),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        continue;
+                    }
+                } else {
+                    // A cancel that raced with this park: ready it ourselves.
+                    // Dekker with `begin_cancel` (see membarrier.rs): we stored
+                    // WAITING and load the cancelled set; it stores the set
+                    // (and runs a heavy barrier) and then loads states.
+                    membarrier::light();
+                    if g.cancelled()
+                        && g.state
+                            .compare_exchange(
+                                pack(gen, WAITING),
+                                pack(gen, RUNNABLE),
+                                Ordering::SeqCst,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                    {
+                        sched.global_put(g);
+                    }
+                }
+                if is_locked_here(ctx, g) {
+                    stoplockedm(ctx, g);
+                    continue;
+                }
+                return;
+            }
+        }
+    }
+}
+
+pub(crate) fn is_locked_here(ctx: &MCtx, g: GRef) -> bool {
+    ctx.shared.locked_g.load(Ordering::Relaxed) == g.as_ptr()
+}
+
+/// A goroutine returned: recycle its G and stack (Go's `goexit0`).
+pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
+    let sched = &*ctx.sched;
+    // SAFETY: the goroutine finished on this M, which owns it.
+    let coroutine = unsafe { g.ctx_mut() }.take().expect("context present");
+    let stack = coroutine.into_stack();
+    let exits = g.exits.get().wrapping_add(1);
+    g.exits.set(exits);
+    if exits % TRIM_EVERY == 0 {
+        stack.trim();
+    }
+    // SAFETY: as above.
+    unsafe { *g.stack_mut() = Some(stack) };
+    let locked = is_locked_here(ctx, g);
+    g.blocking.set(0);
+    g.lock_count.set(0);
+    g.locked_m.set(std::ptr::null());
+    let (gen, _) = unpack(g.state.load(Ordering::Acquire));
+    g.state.store(pack(gen + 1, DEAD), Ordering::Release);
+    let p = ctx.p();
+    let group = g.group.load(Ordering::Relaxed);
+    sched.put_g(g, p);
+    sched.goroutine_exited(p, group);
+    if locked {
+        // Exited while locked to this thread: the thread may carry state
+        // the goroutine changed, so it ends with it (Go does the same).
+        ctx.shared
+            .locked_g
+            .store(std::ptr::null_mut(), Ordering::Release);
+        if let Some(id) = ctx.p().map(|p| p.id) {
+            if ctx.release() {
+                sched.handoffp(id);
+            }
+        }
+        ctx.exit.set(true);
+    }
+}

@@ -1,0 +1,205 @@
+//! Creating goroutines and recycling them (Go's `newproc`, `gfget`,
+//! `gfput`).
+//!
+//! A G and its stack come from the spawning P's cache of finished
+//! goroutines (refilled from the runtime's list in batches), then from the
+//! process-wide pool of G shells, then new. G structs are type-stable: they
+//! are never freed, only recycled, so a stale waiter always points at a G.
+
+use std::io;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::g::{self, pack, unpack, GRef, RUNNABLE};
+use super::group;
+use super::lock::Lock;
+use super::p::P;
+use super::sched::Sched;
+use crate::stack;
+
+/// Process-wide goroutine ids (Go numbers goroutines from 1).
+static NEXT_GOID: AtomicU64 = AtomicU64::new(1);
+/// G shells released by dropped runtimes.
+pub(crate) static SHELLS: Lock<Vec<GRef>> = Lock::new(Vec::new());
+
+impl Sched {
+    /// Creates a goroutine running `f` and queues it (Go's `newproc`).
+    /// `f` must not unwind (the public layer catches panics).
+    pub(crate) fn spawn<F>(&self, f: F, opts: SpawnOpts) -> io::Result<GRef>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(io::Error::other("gort: the runtime has shut down"));
+        }
+        let size = opts.stack_size.unwrap_or(self.stack_size);
+        // The P window closes before anything below can switch.
+        let window = super::window::current_p(self);
+        let here = window.as_deref();
+        let g = self.get_g(size, here)?;
+        // SAFETY: `g` was just taken from a free list or allocated: no one
+        // else owns it until it is queued below.
+        let stack = unsafe { g.stack_mut().take() }.expect("get_g returns a G with a stack");
+        let id = next_goid(here);
+        g.id.store(id, Ordering::Relaxed);
+        g.preempt.store(false, Ordering::Relaxed);
+        let group = match (opts.group, g::current()) {
+            (Some(group), _) => group,
+            (None, Some(cur)) if std::ptr::eq(cur.sched(), self) => {
+                cur.group.load(Ordering::Relaxed)
+            }
+            _ => group::DETACHED,
+        };
+        g.group.store(group, Ordering::Relaxed);
+        g.location.set(opts.location);
+        let name: Option<&'static str> = opts.name.map(|name| {
+            let mut slot = g.name.lock();
+            let name: &str = slot.insert(name.into_boxed_str());
+            // SAFETY: the name lives in the immortal G until `put_g` clears
+            // it after the goroutine finished; the overflow handler reads it
+            // only while this goroutine runs.
+            unsafe { std::mem::transmute::<&str, &'static str>(name) }
+        });
+        let (guard_lo, guard_hi) = stack.guard_range();
+        // SAFETY: we own `g` (see above).
+        unsafe {
+            *g.info.get() = stack::overflow::StackInfo {
+                guard_lo,
+                guard_hi,
+                size: stack.size(),
+                id,
+                name,
+            };
+        }
+        g.sched
+            .store(self as *const Sched as *mut Sched, Ordering::Release);
+        let ctx = g::Context::with_stack(stack, move |y: &g::GYielder, ()| {
+            /// The public layer catches every panic; one escaping `f` would
+            /// be a gort bug, and unwinding into the scheduler worse.
+            struct AbortOnUnwind(u64);
+            impl Drop for AbortOnUnwind {
+                fn drop(&mut self) {
+                    eprintln!("gort: fatal: a panic escaped goroutine {}", self.0);
+                    std::process::abort();
+                }
+            }
+            let guard = AbortOnUnwind(id);
+            let g = g::current().expect("a goroutine runs with CURRENT set");
+            g.yielder.set(y as *const g::GYielder);
+            f();
+            std::mem::forget(guard);
+        });
+        // SAFETY: we own `g`.
+        unsafe { *g.ctx_mut() = Some(ctx) };
+        self.groups.count(here.map(|p| &p.counts), group, 1);
+        let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
+        // A goroutine spawned into a cancelled group is dropped unrun by
+        // `execute`, which checks the group (see group.rs).
+        g.state.store(pack(gen, RUNNABLE), Ordering::Release);
+        match here {
+            Some(p) => {
+                if let Some(batch) = p.runq.put(g.as_ptr(), true) {
+                    self.global_put_batch(batch);
+                }
+            }
+            None => self.global_put(g),
+        }
+        drop(window);
+        self.wakep();
+        super::park::preempt_point();
+        Ok(g)
+    }
+
+    /// A G with a stack of `size` bytes: from the P's cache (refilled from
+    /// the runtime's list in batches, as Go's `gfget`), the process-wide
+    /// shells, or new.
+    pub(crate) fn get_g(&self, size: usize, here: Option<&P>) -> io::Result<GRef> {
+        if size == self.stack_size {
+            let cached = match here {
+                Some(p) => {
+                    // SAFETY: `current_p` returned our own P, held by this thread.
+                    let local = unsafe { p.local() };
+                    if local.gfree.is_empty() {
+                        let mut global = self.gfree.lock();
+                        let n = global.len().min(super::p::GFREE_REFILL);
+                        let at = global.len() - n;
+                        local.gfree.extend(global.drain(at..));
+                    }
+                    local.gfree.pop()
+                }
+                None => self.gfree.lock().pop(),
+            };
+            if let Some(g) = cached {
+                return Ok(g);
+            }
+        }
+        let shell = SHELLS.lock().pop();
+        let g = shell.unwrap_or_else(GRef::alloc);
+        let stack = match stack::alloc(size) {
+            Ok(s) => s,
+            Err(e) => {
+                SHELLS.lock().push(g);
+                return Err(e);
+            }
+        };
+        // SAFETY: the shell is unowned; we are its only user.
+        unsafe { *g.stack_mut() = Some(stack) };
+        self.allgs.lock().push(g);
+        Ok(g)
+    }
+
+    /// Recycles a finished G (with its stack) into the caches.
+    pub(crate) fn put_g(&self, g: GRef, here: Option<&P>) {
+        // SAFETY: the G is dead; the M that ran it owns it.
+        let stack = unsafe { g.stack_mut() };
+        let default = stack.as_ref().is_some_and(|s| s.size() == self.stack_size);
+        if !default {
+            if let Some(s) = stack.take() {
+                stack::free(s);
+            }
+        }
+        match here {
+            Some(p) if default => {
+                // SAFETY: `here` is the P held by this thread.
+                let local = unsafe { p.local() };
+                local.gfree.push(g);
+                if local.gfree.len() > super::p::GFREE_MAX {
+                    let half = local.gfree.len() / 2;
+                    let moved: Vec<GRef> = local.gfree.drain(..half).collect();
+                    self.gfree.lock().extend(moved);
+                }
+            }
+            _ => self.gfree.lock().push(g),
+        }
+        // SAFETY: as above.
+        if unsafe { (*g.info.get()).name.is_some() } {
+            *g.name.lock() = None;
+        }
+    }
+}
+
+/// Per-goroutine spawn options.
+pub(crate) struct SpawnOpts {
+    pub(crate) name: Option<String>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) location: &'static Location<'static>,
+    /// The group to start in (a run's main goroutine); `None` inherits.
+    pub(crate) group: Option<u32>,
+}
+
+/// Go's per-P goid cache: take ids from the global counter in batches of
+/// 16, so spawning on many Ps does not contend on one cache line.
+fn next_goid(here: Option<&P>) -> u64 {
+    const BATCH: u64 = 16;
+    let Some(p) = here else {
+        return NEXT_GOID.fetch_add(1, Ordering::Relaxed);
+    };
+    // SAFETY: `here` is the P this thread holds.
+    let local = unsafe { p.local() };
+    if local.goid_next == local.goid_end {
+        local.goid_next = NEXT_GOID.fetch_add(BATCH, Ordering::Relaxed);
+        local.goid_end = local.goid_next + BATCH;
+    }
+    local.goid_next += 1;
+    local.goid_next - 1
+}
