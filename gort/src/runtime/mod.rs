@@ -257,6 +257,23 @@ impl Runtime {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Test support, not part of the API: checks the scheduler's
+    /// invariants at quiescence (no goroutine alive, every thread idle):
+    /// every P idle and on the idle list exactly once, no M holding a P or
+    /// spinning. `Err` names the first violation. Call it from outside the
+    /// runtime, retrying for a while (threads go idle asynchronously).
+    #[doc(hidden)]
+    pub fn __check_quiescent(&self) -> Result<(), String> {
+        self.sched.check_quiescent()
+    }
+
+    /// Test support, not part of the API: G structs this runtime owns
+    /// (live goroutines and finished ones cached for reuse).
+    #[doc(hidden)]
+    pub fn __allgs(&self) -> usize {
+        self.sched.allgs.lock().len()
+    }
+
     /// The number of processors.
     ///
     /// ```

@@ -261,3 +261,56 @@ impl Sched {
             .exited(p.map(|p| &p.counts), group, || self.counts());
     }
 }
+
+impl Sched {
+    /// Checks what must hold once nothing runs (every goroutine finished
+    /// and the threads gone idle): every P below `procs` is idle, on the
+    /// idle list exactly once, with empty queues; no M holds a P or spins;
+    /// no goroutine is alive. The first violation is named.
+    pub(crate) fn check_quiescent(&self) -> Result<(), String> {
+        let n = self.goroutines();
+        if n != 0 {
+            return Err(format!("{n} goroutines still alive"));
+        }
+        let inner = self.inner.lock();
+        if !inner.global.is_empty() {
+            return Err(format!(
+                "{} goroutines on the global queue",
+                inner.global.len()
+            ));
+        }
+        let procs = self.nprocs.load(Ordering::Acquire);
+        for id in 0..procs {
+            let p = self.p(id);
+            let on_list = inner.idle_ps.iter().filter(|&&x| x == id).count();
+            if on_list != 1 {
+                return Err(format!("P {id} is on the idle list {on_list} times"));
+            }
+            if p.status() != super::p::P_IDLE {
+                return Err(format!("P {id} has status {} while idle", p.status()));
+            }
+            if !p.runq.is_empty() {
+                return Err(format!("P {id} has {} goroutines queued", p.runq.len()));
+            }
+        }
+        if let Some(id) = inner.idle_ps.iter().find(|&&x| x >= procs) {
+            return Err(format!("P {id} beyond procs = {procs} is on the idle list"));
+        }
+        let npidle = self.npidle.load(Ordering::SeqCst);
+        if npidle != procs {
+            return Err(format!("npidle = {npidle} but procs = {procs}"));
+        }
+        let spinning = self.nmspinning.load(Ordering::SeqCst);
+        if spinning != 0 {
+            return Err(format!("{spinning} Ms counted as spinning"));
+        }
+        drop(inner);
+        for m in self.allm.lock().iter() {
+            let p = m.p.load(Ordering::SeqCst);
+            if p != super::m::NO_P {
+                return Err(format!("M {} holds P {p}", m.id));
+            }
+        }
+        Ok(())
+    }
+}
