@@ -408,7 +408,7 @@ fn preemption_keeps_procs_a_bound() {
 /// stop-the-world-like work that in Go is `runtime.GC()`: here it shrinks
 /// to 1 processor (which takes the processors away from the spinners),
 /// spawns and joins a goroutine there, and grows back to 6. Asserts every
-/// round completed, each spinner kept making progress across the rounds,
+/// round completed, every spinner runs again once the processors are back,
 /// and all spinners stop when asked.
 #[test]
 fn preemption_gc() {
