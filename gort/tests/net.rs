@@ -6,8 +6,10 @@
 //! parked readers not holding threads, many concurrent connections, and an
 //! accept loop that survives EMFILE.
 //!
-//! Nothing here asserts a wall-clock bound: timeouts are checked by their
-//! error kinds, progress by counts, data by every byte.
+//! Nothing here asserts a wall-clock upper bound: timeouts are checked by
+//! their error kinds and by never firing early (a timed-out call returns no
+//! sooner than its timeout: a lower bound, measured from an `Instant` taken
+//! before the call), progress by counts, data by every byte.
 
 mod common;
 use common::{rt, watchdog};
@@ -16,7 +18,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gort::chan;
 use gort::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
@@ -44,6 +46,27 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// Runs `op`, which must time out after `d`: checks the error kind and that
+/// it did not give up early (the clock is read before the call and after
+/// it returns; no slack). Returns the error.
+#[track_caller]
+fn times_out<T: std::fmt::Debug>(
+    d: Duration,
+    what: &str,
+    op: impl FnOnce() -> io::Result<T>,
+) -> io::Error {
+    let start = Instant::now();
+    let r = op();
+    let took = start.elapsed();
+    let err = r.expect_err(what);
+    assert!(is_timeout(&err), "{what}: expected a timeout, got {err:?}");
+    assert!(
+        took >= d,
+        "{what}: timed out after {took:?}, before its {d:?} timeout"
+    );
+    err
 }
 
 /// Echoes until EOF through generic `Read + Write` code; returns the bytes echoed.
@@ -295,8 +318,7 @@ fn read_timeout_then_data(reader: &TcpStream, peer: &TcpStream) {
     reader.set_read_timeout(Some(short)).unwrap();
     assert_eq!(reader.read_timeout().unwrap(), Some(short));
     let mut buf = [0u8; 16];
-    let err = (&*reader).read(&mut buf).unwrap_err();
-    assert!(is_timeout(&err), "expected a timeout, got {err:?}");
+    times_out(short, "read", || (&*reader).read(&mut buf));
 
     (&*peer).write_all(b"later").unwrap();
     reader
@@ -307,8 +329,7 @@ fn read_timeout_then_data(reader: &TcpStream, peer: &TcpStream) {
     assert_eq!(&got, b"later");
 
     reader.set_read_timeout(Some(short)).unwrap();
-    let err = (&*reader).read(&mut buf).unwrap_err();
-    assert!(is_timeout(&err), "expected a second timeout, got {err:?}");
+    times_out(short, "second read", || (&*reader).read(&mut buf));
 
     reader.set_read_timeout(None).unwrap();
     assert_eq!(reader.read_timeout().unwrap(), None);
@@ -391,23 +412,28 @@ fn write_timeout_fires_when_the_peer_does_not_read_and_no_byte_is_lost() {
             }
         });
         let mut c = TcpStream::connect(addr).unwrap();
-        c.set_write_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
+        let timeout = Duration::from_millis(50);
+        c.set_write_timeout(Some(timeout)).unwrap();
         let mut written = 0usize;
         let chunk = 64 << 10;
-        let err = loop {
+        let (err, took) = loop {
             let data: Vec<u8> = (written..written + chunk)
                 .map(|i| (i % 251) as u8)
                 .collect();
+            let start = Instant::now();
             match c.write(&data) {
                 Ok(n) => {
                     assert!(n > 0);
                     written += n;
                 }
-                Err(e) => break e,
+                Err(e) => break (e, start.elapsed()),
             }
         };
         assert!(is_timeout(&err), "expected a timeout, got {err:?}");
+        assert!(
+            took >= timeout,
+            "the write timed out after {took:?}, before its {timeout:?} timeout"
+        );
         assert!(written > 0);
         go_tx.send(()).unwrap();
         c.set_write_timeout(None).unwrap();
@@ -459,16 +485,18 @@ fn connect_timeout_to_a_listener_that_drops_syns_times_out() {
     let addr = l.local_addr().unwrap();
     let short = Duration::from_millis(100);
     let mut queued = Vec::new();
-    let err = loop {
+    let (err, took) = loop {
+        let start = Instant::now();
         match TcpStream::connect_timeout(&addr, short) {
             Ok(s) => {
                 queued.push(s);
                 assert!(queued.len() < 16, "the accept queue never filled");
             }
-            Err(e) => break e,
+            Err(e) => break (e, start.elapsed()),
         }
     };
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "thread: {err:?}");
+    assert!(took >= short, "thread: connect timed out after {took:?}");
     // Again from a goroutine, on one processor, while another goroutine
     // keeps running.
     let (err, spins) = rt(1).run(move || {
@@ -481,12 +509,19 @@ fn connect_timeout_to_a_listener_that_drops_syns_times_out() {
                 gort::yield_now();
             }
         });
+        let start = Instant::now();
         let r = TcpStream::connect_timeout(&addr, short);
+        let took = start.elapsed();
         stop.store(true, Ordering::SeqCst);
         spinner.join().unwrap();
-        (r.unwrap_err(), spins.load(Ordering::SeqCst))
+        (
+            r.map(drop).map_err(|e| (e, took)).unwrap_err(),
+            spins.load(Ordering::SeqCst),
+        )
     });
+    let (err, took) = err;
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "goroutine: {err:?}");
+    assert!(took >= short, "goroutine: connect timed out after {took:?}");
     assert!(spins > 0);
     drop(l);
 }
@@ -767,9 +802,9 @@ fn std_sockets_convert_into_gort_ones() {
         // A std stream converted inside a goroutine: it parks like a gort one
         // (the read timeout fires, then data arrives).
         let s = TcpStream::try_from(std::net::TcpStream::connect(addr).unwrap()).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let err = (&s).read(&mut [0u8; 4]).unwrap_err();
-        assert!(is_timeout(&err), "{err:?}");
+        let d = Duration::from_millis(20);
+        s.set_read_timeout(Some(d)).unwrap();
+        times_out(d, "converted read", || (&s).read(&mut [0u8; 4]));
         s.set_read_timeout(None).unwrap();
         let got = roundtrip_in_goroutine(&s, b"converted");
         assert_eq!(got, b"converted");
@@ -864,15 +899,13 @@ fn udp_connected_send_recv_and_recv_timeout() {
         assert_eq!(&buf[..n], b"to b");
 
         // recv timeout, in a goroutine and then on a plain thread.
-        b.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
-        let err = b.recv(&mut buf).unwrap_err();
-        assert!(is_timeout(&err), "{err:?}");
-        let err = b.recv_from(&mut buf).unwrap_err();
-        assert!(is_timeout(&err), "{err:?}");
+        let d = Duration::from_millis(30);
+        b.set_read_timeout(Some(d)).unwrap();
+        times_out(d, "udp recv", || b.recv(&mut buf));
+        times_out(d, "udp recv_from", || b.recv_from(&mut buf));
         let b = std::thread::spawn(move || {
             let mut buf = [0u8; 64];
-            let err = b.recv(&mut buf).unwrap_err();
-            assert!(is_timeout(&err), "{err:?}");
+            times_out(d, "udp recv on a thread", || b.recv(&mut buf));
             b
         })
         .join()
