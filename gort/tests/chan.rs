@@ -8,7 +8,7 @@ use common::{rt, watchdog};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gort::chan::{self, RecvTimeoutError, SendTimeoutError, TryRecvError};
 use gort::sync::WaitGroup;
@@ -181,11 +181,13 @@ fn threads_and_goroutines_share_channels() {
             to_g.send(i).unwrap();
             assert_eq!(from_g.recv().unwrap(), i * 2);
         }
-        // Timeouts from a plain thread.
+        // Timeouts from a plain thread: never back before the timeout.
+        let t = Instant::now();
         assert_eq!(
             from_g.recv_timeout(Duration::from_millis(5)),
             Err(RecvTimeoutError::Timeout)
         );
+        assert!(t.elapsed() >= Duration::from_millis(5));
     });
     let h = r.go(move || {
         for v in from_t.iter() {
@@ -307,13 +309,30 @@ fn select_default_and_timeout() {
         default => 3,
     };
     assert_eq!(hit, 3);
-    let hit = rt(1).run(move || {
-        gort::select! {
+    let d = Duration::from_millis(3);
+    // On a plain thread, then in a goroutine.
+    let t = Instant::now();
+    let hit = gort::select! {
+        recv(rx) -> _ => 1,
+        recv(never) -> _ => 2,
+        default(d) => 4,
+    };
+    assert_eq!(hit, 4);
+    assert!(
+        t.elapsed() >= d,
+        "default({d:?}) fired after {:?}",
+        t.elapsed()
+    );
+    let (hit, waited) = rt(1).run(move || {
+        let t = Instant::now();
+        let hit = gort::select! {
             recv(rx) -> _ => 1,
-            default(Duration::from_millis(3)) => 4,
-        }
+            default(d) => 4,
+        };
+        (hit, t.elapsed())
     });
     assert_eq!(hit, 4);
+    assert!(waited >= d, "default({d:?}) fired after {waited:?}");
 }
 
 #[test]
@@ -421,11 +440,15 @@ fn goroutines_parked_in_select_are_unwound_when_the_runtime_ends() {
 
 #[test]
 fn never_blocks_until_the_deadline() {
+    let d = Duration::from_millis(2);
     let rx = chan::never::<()>();
-    assert_eq!(
-        rx.recv_timeout(Duration::from_millis(2)),
-        Err(RecvTimeoutError::Timeout)
-    );
-    let r = rt(1).run(|| chan::never::<()>().recv_timeout(Duration::from_millis(2)));
+    let t = Instant::now();
+    assert_eq!(rx.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+    assert!(t.elapsed() >= d);
+    let (r, waited) = rt(1).run(move || {
+        let t = Instant::now();
+        (chan::never::<()>().recv_timeout(d), t.elapsed())
+    });
     assert_eq!(r, Err(RecvTimeoutError::Timeout));
+    assert!(waited >= d);
 }

@@ -1094,10 +1094,45 @@ fn sends_without_receivers_return_the_value() {
 fn timeouts_wait_at_least_as_asked_and_return_the_value() {
     let d = Duration::from_millis(20);
     let (tx, rx) = chan::bounded::<i32>(1);
+    let t = Instant::now();
     assert_eq!(rx.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+    assert!(
+        t.elapsed() >= d,
+        "recv_timeout gave up after {:?}",
+        t.elapsed()
+    );
     tx.send(1).unwrap();
+    let t = Instant::now();
     assert_eq!(tx.send_timeout(2, d), Err(SendTimeoutError::Timeout(2)));
+    assert!(
+        t.elapsed() >= d,
+        "send_timeout gave up after {:?}",
+        t.elapsed()
+    );
     assert_eq!(rx.recv_timeout(d), Ok(1));
+    // the same on an unbuffered channel (no receiver, no sender)
+    let (tx0, rx0) = chan::bounded::<i32>(0);
+    let t = Instant::now();
+    assert_eq!(rx0.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+    assert!(
+        t.elapsed() >= d,
+        "recv_timeout gave up after {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    assert_eq!(tx0.send_timeout(3, d), Err(SendTimeoutError::Timeout(3)));
+    assert!(
+        t.elapsed() >= d,
+        "send_timeout gave up after {:?}",
+        t.elapsed()
+    );
+    // the deadline forms: never back before the deadline
+    let at = Instant::now() + d;
+    assert_eq!(rx0.recv_deadline(at), Err(RecvTimeoutError::Timeout));
+    assert!(Instant::now() >= at, "recv_deadline returned early");
+    let at = Instant::now() + d;
+    assert_eq!(tx0.send_deadline(4, at), Err(SendTimeoutError::Timeout(4)));
+    assert!(Instant::now() >= at, "send_deadline returned early");
     // a timed receive is satisfied by a later send
     let tx1 = tx.clone();
     gort::go(move || {
@@ -1113,10 +1148,12 @@ fn timeouts_wait_at_least_as_asked_and_return_the_value() {
 fn never_is_never_ready() {
     let n = chan::never::<i32>();
     assert_eq!(n.try_recv(), Err(TryRecvError::Empty));
+    let t = Instant::now();
     assert_eq!(
         n.recv_timeout(Duration::from_millis(10)),
         Err(RecvTimeoutError::Timeout)
     );
+    assert!(t.elapsed() >= Duration::from_millis(10));
     assert!(!n.is_closed());
     assert!(n.is_empty());
 }
@@ -1125,11 +1162,31 @@ fn never_is_never_ready() {
 fn select_default_with_timeout() {
     let (_tx, rx) = chan::bounded::<i32>(0);
     let d = Duration::from_millis(20);
+    let t = Instant::now();
     let r = gort::select! {
         recv(rx) -> _ => "recv",
         default(d) => "timeout",
     };
     assert_eq!(r, "timeout");
+    assert!(
+        t.elapsed() >= d,
+        "default({d:?}) fired after {:?}",
+        t.elapsed()
+    );
+    // with a send case too
+    let (tx1, _rx1) = chan::bounded::<i32>(0);
+    let t = Instant::now();
+    let r = gort::select! {
+        recv(rx) -> _ => "recv",
+        send(tx1, 1) -> _ => "send",
+        default(d) => "timeout",
+    };
+    assert_eq!(r, "timeout");
+    assert!(
+        t.elapsed() >= d,
+        "default({d:?}) fired after {:?}",
+        t.elapsed()
+    );
     let (tx, rx) = chan::bounded::<i32>(0);
     gort::go(move || {
         gort::time::sleep(Duration::from_millis(5));
@@ -1159,7 +1216,12 @@ fn dynamic_select_finds_the_ready_one_among_many() {
         sel.recv(rx);
     }
     assert!(sel.try_select().is_err());
+    let t = Instant::now();
     assert!(sel.select_timeout(Duration::from_millis(10)).is_err());
+    assert!(t.elapsed() >= Duration::from_millis(10));
+    let at = Instant::now() + Duration::from_millis(10);
+    assert!(sel.select_deadline(at).is_err());
+    assert!(Instant::now() >= at, "select_deadline returned early");
 
     // a send case on a closed channel is ready and returns the value
     let (tx, rx) = chan::bounded::<i32>(0);

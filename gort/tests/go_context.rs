@@ -44,13 +44,46 @@ fn assert_finished(ctx: &Context, name: &str, want: ContextError) {
     assert_eq!(ctx.err(), Some(want), "{name}.err()");
 }
 
-/// Go's testDeadline: waits for `done` (the watchdog turns a hang into a
-/// failure), then checks the error.
+/// Observes `ctx` now: if `err()` is set or `done()` is closed, the clock
+/// read AFTER the observation must be at or past `not_before` (a deadline
+/// never fires early). Returns whether `done()` was closed.
 #[track_caller]
-fn wait_deadline(ctx: &Context, name: &str) {
+fn observe_not_early(ctx: &Context, not_before: Instant, name: &str) -> bool {
+    let err = ctx.err();
+    let closed = ctx.done().try_recv() == Err(TryRecvError::Disconnected);
+    let now = Instant::now();
+    if err.is_some() || closed {
+        assert!(
+            now >= not_before,
+            "{name}: err() {err:?}, done closed {closed}, {:?} before the deadline",
+            not_before - now
+        );
+    }
+    closed
+}
+
+/// Go's testDeadline: waits for `done` (the watchdog turns a hang into a
+/// failure), then checks the error. `not_before` is a lower bound of the
+/// context's deadline: until then `err()` stays None and `done()` open
+/// (checked by polling until shortly before it), and `done()` closes no
+/// earlier than it.
+#[track_caller]
+fn wait_deadline(ctx: &Context, not_before: Instant, name: &str) {
+    while Instant::now() + Duration::from_millis(2) < not_before {
+        if observe_not_early(ctx, not_before, name) {
+            break;
+        }
+        gort::time::sleep(Duration::from_millis(1));
+    }
     assert!(
         ctx.done().recv().is_err(),
         "{name}: done() delivered a value"
+    );
+    let now = Instant::now();
+    assert!(
+        now >= not_before,
+        "{name}: done() closed {:?} before the deadline",
+        not_before - now
     );
     assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded), "{name}");
 }
@@ -65,10 +98,12 @@ fn background_is_never_done() {
         default => "blocked",
     };
     assert_eq!(r, "blocked");
+    let t = Instant::now();
     assert_eq!(
         c.done().recv_timeout(Duration::from_millis(10)),
         Err(RecvTimeoutError::Timeout)
     );
+    assert!(t.elapsed() >= Duration::from_millis(10));
 }
 
 #[gort::test]
@@ -139,8 +174,9 @@ fn child_finishes_first_and_the_parent_lives_on() {
     cancel.cancel();
     assert_finished(&child, "timeout child", ContextError::Canceled);
     assert_live(&parent, "parent");
+    let t = Instant::now();
     let (child, _c) = parent.with_timeout(Duration::from_millis(5));
-    wait_deadline(&child, "expired child");
+    wait_deadline(&child, t + Duration::from_millis(5), "expired child");
     assert_live(&parent, "parent of an expired child");
 }
 
@@ -150,7 +186,7 @@ fn deadline_expires_and_a_child_keeps_the_earlier_one() {
     let at = Instant::now() + Duration::from_millis(50);
     let (c, _cancel) = background().with_deadline(at);
     assert_eq!(c.deadline(), Some(at));
-    wait_deadline(&c, "with_deadline");
+    wait_deadline(&c, at, "with_deadline");
 
     // a child with a later deadline inherits the parent's earlier one
     let at = Instant::now() + Duration::from_millis(50);
@@ -161,7 +197,8 @@ fn deadline_expires_and_a_child_keeps_the_earlier_one() {
         Some(at),
         "the child's deadline is the earlier one"
     );
-    wait_deadline(&c, "with_deadline+with_deadline");
+    wait_deadline(&c, at, "with_deadline+with_deadline");
+    wait_deadline(&p, at, "the parent");
 
     // deadlines in the past or now are already exceeded
     let (c, _cancel) = background().with_deadline(Instant::now() - Duration::from_millis(1));
@@ -181,13 +218,19 @@ fn timeout_expires_with_deadline_exceeded() {
     let (c, _cancel) = background().with_timeout(Duration::from_millis(50));
     let dl = c.deadline().expect("a timeout context has a deadline");
     assert!(dl >= start + Duration::from_millis(50));
-    wait_deadline(&c, "with_timeout");
+    wait_deadline(&c, start + Duration::from_millis(50), "with_timeout");
+    assert!(start.elapsed() >= Duration::from_millis(50));
 
     // nested: the child's later timeout inherits the parent's deadline
+    let start = Instant::now();
     let (p, _cp) = background().with_timeout(Duration::from_millis(50));
     let (c, _cc) = p.with_timeout(Duration::from_secs(3));
     assert_eq!(c.deadline(), p.deadline());
-    wait_deadline(&c, "with_timeout+with_timeout");
+    wait_deadline(
+        &c,
+        start + Duration::from_millis(50),
+        "with_timeout+with_timeout",
+    );
     assert_eq!(p.err(), Some(ContextError::DeadlineExceeded));
 }
 
@@ -195,9 +238,10 @@ fn timeout_expires_with_deadline_exceeded() {
 fn a_child_with_an_earlier_deadline_expires_alone() {
     let _w = watchdog("earlier child deadline");
     let (p, _cp) = background().with_timeout(HOUR);
+    let t = Instant::now();
     let (c, _cc) = p.with_timeout(Duration::from_millis(20));
     assert!(c.deadline().unwrap() < p.deadline().unwrap());
-    wait_deadline(&c, "child");
+    wait_deadline(&c, t + Duration::from_millis(20), "child");
     assert_live(&p, "parent");
 }
 
@@ -218,8 +262,9 @@ fn the_first_cause_wins() {
     gort::time::sleep(Duration::from_millis(30));
     assert_finished(&c, "cancelled before its deadline", ContextError::Canceled);
     // expired, then cancelled: still DeadlineExceeded
+    let t = Instant::now();
     let (c, cancel) = background().with_timeout(Duration::from_millis(5));
-    wait_deadline(&c, "expired");
+    wait_deadline(&c, t + Duration::from_millis(5), "expired");
     cancel.cancel();
     assert_finished(&c, "cancelled after expiry", ContextError::DeadlineExceeded);
 }
@@ -309,6 +354,7 @@ fn test_layers(seed: u64, test_timeout: bool) {
     let min_layers = 30;
     let mut cancels: Vec<CancelFn> = Vec::new();
     let mut num_timers = 0;
+    let start = Instant::now();
     let mut ctx = background();
     let mut i = 0;
     while i < min_layers || num_timers == 0 || cancels.is_empty() {
@@ -327,7 +373,11 @@ fn test_layers(seed: u64, test_timeout: bool) {
         &format!("seed={seed}: ctx should not be canceled yet"),
     );
     if test_timeout {
-        wait_deadline(&ctx, &format!("seed={seed}: ctx should have timed out"));
+        wait_deadline(
+            &ctx,
+            start + timeout,
+            &format!("seed={seed}: ctx should have timed out"),
+        );
     } else {
         let k = lcg(&mut rng) as usize % cancels.len();
         cancels.swap_remove(k).cancel();
@@ -397,13 +447,18 @@ fn done_is_usable_in_select() {
     cancel.cancel();
     assert_eq!(worker.join().unwrap(), (55, Some(ContextError::Canceled)));
 
-    // and a timeout wins over a channel that never delivers
+    // and a timeout wins over a channel that never delivers, not early
+    let t = Instant::now();
     let (ctx, _cancel) = background().with_timeout(Duration::from_millis(10));
     let (_idle_tx, idle) = chan::bounded::<u32>(0);
     let r = gort::select! {
         recv(idle) -> _ => None,
         recv(ctx.done()) -> _ => ctx.err(),
     };
+    assert!(
+        t.elapsed() >= Duration::from_millis(10),
+        "done before the deadline"
+    );
     assert_eq!(r, Some(ContextError::DeadlineExceeded));
 }
 
@@ -429,9 +484,11 @@ fn a_plain_thread_waits_on_done_while_a_goroutine_cancels() {
     });
     assert!(ctx.done().recv().is_err()); // blocks this OS thread
     assert_eq!(ctx.err(), Some(ContextError::Canceled));
-    // a timeout context expires for a thread too
+    // a timeout context expires for a thread too, not before its deadline
+    let start = Instant::now();
     let (ctx, _cancel) = background().with_timeout(Duration::from_millis(10));
     assert!(ctx.done().recv().is_err());
+    assert!(start.elapsed() >= Duration::from_millis(10));
     assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
     // and goroutines wait on a context a thread cancels
     let (ctx, cancel) = background().with_cancel();

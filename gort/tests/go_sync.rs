@@ -8,7 +8,7 @@ use common::{rt, watchdog};
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gort::chan;
 use gort::sync::{Condvar, Mutex, Once, RwLock, Semaphore, WaitGroup};
@@ -669,8 +669,15 @@ fn cond_wait_timeout_reports_timeouts_and_notifications() {
     let m = Arc::new(Mutex::new(0));
     let c = Arc::new(Condvar::new());
     let d = Duration::from_millis(20);
-    let (g, timed_out) = c.wait_timeout(m.lock(), d);
+    let g = m.lock();
+    let t = Instant::now();
+    let (g, timed_out) = c.wait_timeout(g, d);
     assert!(timed_out);
+    assert!(
+        t.elapsed() >= d,
+        "wait_timeout timed out after {:?}",
+        t.elapsed()
+    );
     assert_eq!(*g, 0, "the guard comes back locked");
     drop(g);
     let (m1, c1) = (m.clone(), c.clone());

@@ -51,6 +51,7 @@ fn sleep_sleeps_at_least_as_asked_while_others_run() {
     // TestSleep: another goroutine wakes half way through (Go interrupts
     // the sleeping thread); the sleep still lasts at least the full delay.
     const DELAY: Duration = Duration::from_millis(100);
+    let spawned = Instant::now();
     let h = gort::go(|| {
         sleep(DELAY / 2);
         Instant::now()
@@ -63,8 +64,15 @@ fn sleep_sleeps_at_least_as_asked_while_others_run() {
         "sleep({DELAY:?}) slept only {:?}",
         end - start
     );
+    let half = h.join().unwrap();
     assert!(
-        h.join().unwrap() < end,
+        half >= spawned + DELAY / 2,
+        "sleep({:?}) slept only {:?}",
+        DELAY / 2,
+        half - spawned
+    );
+    assert!(
+        half < end,
         "the half-way sleeper woke after the full sleeper"
     );
 }
@@ -74,11 +82,18 @@ fn after_sends_no_earlier_than_asked() {
     const DELAY: Duration = Duration::from_millis(100);
     let start = Instant::now();
     let end = after(DELAY).recv().unwrap();
+    let received = start.elapsed();
+    assert!(
+        received >= DELAY,
+        "after({DELAY:?}) fired after only {received:?}"
+    );
     assert!(
         end >= start + DELAY,
         "after({DELAY:?}) sent {:?} after start",
         end - start
     );
+    // The value is the time it fired: not later than its receipt.
+    assert!(end <= Instant::now(), "after() sent a time from the future");
 }
 
 #[gort::test]
@@ -92,6 +107,11 @@ fn after_tick_sequence_takes_at_least_the_sum() {
         assert!(v >= last + DELTA, "an after() value came early");
         last = v;
     }
+    let took = t0.elapsed();
+    assert!(
+        took >= DELTA * COUNT,
+        "{COUNT} sequential after({DELTA:?}) took only {took:?}"
+    );
 }
 
 #[gort::test]
@@ -113,22 +133,33 @@ fn after_stop() {
 const SLOTS: [u32; 13] = [5, 3, 6, 6, 6, 1, 1, 2, 7, 9, 4, 8, 0];
 
 fn after_queuing(delta: Duration) -> Result<(), String> {
-    let (result_tx, result) = chan::bounded::<(u32, Instant)>(SLOTS.len());
+    let (result_tx, result) = chan::bounded::<(u32, Instant, Instant)>(SLOTS.len());
     let t0 = Instant::now();
     for slot in SLOTS {
         let (ac, tx) = (after(delta * slot), result_tx.clone());
-        gort::go(move || tx.send((slot, ac.recv().unwrap())).unwrap());
+        gort::go(move || {
+            let v = ac.recv().unwrap();
+            tx.send((slot, v, Instant::now())).unwrap()
+        });
     }
-    let mut got: Vec<(u32, Instant)> = (0..SLOTS.len()).map(|_| result.recv().unwrap()).collect();
+    let got: Vec<(u32, Instant, Instant)> =
+        (0..SLOTS.len()).map(|_| result.recv().unwrap()).collect();
     // Lower bounds always hold, whatever the machine's load.
-    for &(slot, t) in &got {
+    for &(slot, t, received) in &got {
         assert!(
             t >= t0 + delta * slot,
             "after({:?}) sent a time only {:?} after start",
             delta * slot,
             t - t0
         );
+        assert!(
+            received >= t0 + delta * slot,
+            "after({:?}) was received only {:?} after start",
+            delta * slot,
+            received - t0
+        );
     }
+    let mut got: Vec<(u32, Instant)> = got.into_iter().map(|(s, t, _)| (s, t)).collect();
     // The values of timers with later deadlines are not earlier (timers of
     // the same slot were created at slightly different times, so only
     // different slots are compared).
@@ -164,6 +195,12 @@ fn timer_reset_reports_pending_and_never_fires_early() {
     let r = Instant::now();
     assert!(t0.reset(3 * d), "resetting an unfired timer returned false");
     let v = t0.chan().recv().unwrap();
+    assert!(
+        r.elapsed() >= 3 * d,
+        "the reset timer fired early: {:?} after reset({:?})",
+        r.elapsed(),
+        3 * d
+    );
     assert!(
         v >= r + 3 * d,
         "the reset timer's value is before its deadline"
@@ -264,15 +301,24 @@ fn sleep_until_wakes_in_deadline_order() {
     // the same test on one processor).
     let t0 = Instant::now() + Duration::from_millis(50);
     let (tx, rx) = chan::unbounded::<u32>();
-    for i in [3u32, 1, 4, 0, 2] {
-        let tx = tx.clone();
-        gort::go(move || {
-            sleep_until(t0 + Duration::from_millis(10) * (i + 1));
-            tx.send(i).unwrap();
-        });
-    }
+    let sleepers: Vec<_> = [3u32, 1, 4, 0, 2]
+        .into_iter()
+        .map(|i| {
+            let tx = tx.clone();
+            gort::go(move || {
+                let at = t0 + Duration::from_millis(10) * (i + 1);
+                sleep_until(at);
+                let now = Instant::now();
+                assert!(now >= at, "sleep_until woke {:?} early", at - now);
+                tx.send(i).unwrap();
+            })
+        })
+        .collect();
     drop(tx);
     let got: Vec<u32> = rx.iter().collect();
+    for s in sleepers {
+        s.join().unwrap();
+    }
     assert_eq!(got, [0, 1, 2, 3, 4]);
 }
 
@@ -287,6 +333,7 @@ fn many_timers_all_fire_exactly_once() {
             let d = Duration::from_micros((i * 7919) % 20_000);
             let start = Instant::now();
             let v = after(d).recv().unwrap();
+            assert!(start.elapsed() >= d, "after({d:?}) was received early");
             assert!(v >= start + d);
             fired.fetch_add(1, Ordering::SeqCst);
         });
@@ -310,6 +357,7 @@ fn ticker_ticks_at_its_period_and_reset_changes_it() {
     for k in 1..=count / 2 {
         let v = ticker.chan().recv().unwrap();
         assert!(v >= t0 + delta * k, "tick {k} came early");
+        assert!(t0.elapsed() >= delta * k, "tick {k} was received early");
         assert!(v >= last);
         last = v;
     }
@@ -318,10 +366,15 @@ fn ticker_ticks_at_its_period_and_reset_changes_it() {
     for k in 1..=count - count / 2 {
         let v = ticker.chan().recv().unwrap();
         assert!(v >= r + delta * 2 * k, "tick {k} after reset came early");
+        assert!(
+            r.elapsed() >= delta * 2 * k,
+            "tick {k} after reset was received early"
+        );
         last = v;
     }
     ticker.stop();
     assert!(last >= t0 + 3 * delta * (count / 2));
+    assert!(t0.elapsed() >= 3 * delta * (count / 2));
     // the ticker has stopped
     sleep(2 * delta);
     no_tick(ticker.chan(), "Ticker did not shut down");
@@ -639,14 +692,17 @@ fn timer_stop_and_reset_results_follow_go_1_23() {
 
 #[gort::test]
 fn dropping_a_timer_or_ticker_does_not_disturb_others() {
+    let start = Instant::now();
     let keep = Timer::new(Duration::from_millis(20));
     for _ in 0..100 {
         drop(Timer::new(Duration::from_millis(1)));
         drop(Ticker::new(Duration::from_millis(1)));
         drop(after(Duration::from_millis(1)));
     }
-    // The kept timer still fires exactly once.
-    keep.chan().recv().unwrap();
+    // The kept timer still fires exactly once, and not early.
+    let v = keep.chan().recv().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(20), "fired early");
+    assert!(v >= start + Duration::from_millis(20));
     assert!(keep.chan().try_recv().is_err());
 }
 
@@ -658,7 +714,18 @@ fn timers_and_tickers_work_from_a_plain_thread() {
     let _w = watchdog("time from a thread");
     let start = Instant::now();
     let v = after(Duration::from_millis(5)).recv().unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(5),
+        "received early"
+    );
     assert!(v >= start + Duration::from_millis(5));
+    // A plain thread's sleep is no shorter than asked either.
+    let t = Instant::now();
+    sleep(Duration::from_millis(3));
+    assert!(t.elapsed() >= Duration::from_millis(3));
+    let t = Instant::now();
+    sleep_until(t + Duration::from_millis(3));
+    assert!(Instant::now() >= t + Duration::from_millis(3));
     let t = Timer::new(HOUR);
     assert!(t.stop());
     assert_eq!(t.chan().try_recv(), Err(TryRecvError::Empty));

@@ -506,7 +506,7 @@ fn waitgroup_go_marks_done_even_on_panic() {
 }
 
 #[test]
-fn sleepers_wake_in_deadline_order() {
+fn sleepers_wake_in_deadline_order_and_sleep_at_least_as_asked() {
     // Deadlines are absolute from one base, so a sleeper that starts late
     // (a loaded machine) still has its place in the order. The base lies
     // 50 ms ahead so every sleeper is parked before the first deadline:
@@ -516,20 +516,30 @@ fn sleepers_wake_in_deadline_order() {
     // of 10 ms before the 0 ms sleeper first ran let the 10 ms one finish
     // first (seen once with two test suites in parallel on 2 cores).
     let order = Arc::new(Mutex::new(Vec::new()));
-    let o2 = order.clone();
+    let early = Arc::new(Mutex::new(Vec::new()));
+    let (o2, e2) = (order.clone(), early.clone());
     rt(1).run(move || {
         let base = Instant::now() + Duration::from_millis(50);
         let wg = WaitGroup::new();
         for ms in [60u64, 20, 40, 0, 10] {
-            let o = o2.clone();
+            let (o, e) = (o2.clone(), e2.clone());
             wg.go(move || {
                 let at = base + Duration::from_millis(ms);
                 gort::time::sleep_until(at);
+                let now = Instant::now();
+                if now < at {
+                    e.lock().unwrap().push((ms, at - now));
+                }
                 o.lock().unwrap().push(ms);
             });
         }
         wg.wait();
     });
+    assert_eq!(
+        *early.lock().unwrap(),
+        [],
+        "sleep_until woke early (deadline ms, how early)"
+    );
     assert_eq!(*order.lock().unwrap(), [0, 10, 20, 40, 60]);
 }
 
@@ -549,8 +559,10 @@ fn timers_that_fire_together_wake_in_deadline_order() {
             f.add(1);
             gort::go(move || {
                 p.done();
-                gort::time::sleep_until(base + Duration::from_micros(k * 10));
-                o.lock().unwrap().push(k);
+                let at = base + Duration::from_micros(k * 10);
+                gort::time::sleep_until(at);
+                let early = Instant::now() < at;
+                o.lock().unwrap().push(if early { 100 + k } else { k });
                 f.done();
             });
         }
@@ -559,6 +571,7 @@ fn timers_that_fire_together_wake_in_deadline_order() {
         std::thread::sleep(Duration::from_millis(20));
         finished.wait();
     });
+    // (a sleeper that woke before its deadline shows as 100 + k)
     assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
 }
 
@@ -577,7 +590,9 @@ fn sleep_does_not_hold_the_thread() {
             }
         });
         let before = count.load(Ordering::SeqCst);
+        let t = Instant::now();
         gort::time::sleep(Duration::from_millis(20));
+        assert!(t.elapsed() >= Duration::from_millis(20), "woke early");
         let after = count.load(Ordering::SeqCst);
         stop.store(true, Ordering::SeqCst);
         spinner.join().unwrap();
@@ -593,7 +608,12 @@ fn sleep_until_a_past_instant_returns_immediately_and_threads_can_sleep() {
     let r = rt(1);
     let (tx, rx) = gort::chan::bounded::<u32>(0);
     let h = r.go(move || rx.recv().unwrap() + 1);
+    let t = Instant::now();
     gort::time::sleep(Duration::from_millis(3)); // plain thread
+    assert!(t.elapsed() >= Duration::from_millis(3));
+    let at = Instant::now() + Duration::from_millis(3);
+    gort::time::sleep_until(at); // plain thread
+    assert!(Instant::now() >= at);
     tx.send(41).unwrap();
     assert_eq!(h.join().unwrap(), 42);
 }

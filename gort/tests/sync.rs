@@ -8,7 +8,7 @@ use common::watchdog;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gort::sync::{Condvar, Mutex, Once, RwLock, Semaphore, WaitGroup};
 
@@ -437,16 +437,25 @@ fn condvar_wait_timeout_reports_timeout_and_notification() {
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     let (m, cv) = &*pair;
     // Nobody notifies: times out, in a goroutine and in a thread.
-    let (g, timed_out) = cv.wait_timeout(m.lock(), Duration::from_millis(5));
+    let d = Duration::from_millis(5);
+    let g = m.lock();
+    let t = Instant::now();
+    let (g, timed_out) = cv.wait_timeout(g, d);
     assert!(timed_out);
+    assert!(t.elapsed() >= d, "timed out after {:?}", t.elapsed());
     assert_eq!(*g, 0);
     drop(g);
     let p2 = pair.clone();
-    assert!(
-        std::thread::spawn(move || p2.1.wait_timeout(p2.0.lock(), Duration::from_millis(5)).1)
-            .join()
-            .unwrap()
-    );
+    let (timed_out, waited) = std::thread::spawn(move || {
+        let g = p2.0.lock();
+        let t = Instant::now();
+        let timed_out = p2.1.wait_timeout(g, d).1;
+        (timed_out, t.elapsed())
+    })
+    .join()
+    .unwrap();
+    assert!(timed_out);
+    assert!(waited >= d, "a thread timed out after {waited:?}");
     // Notified well before the deadline: not timed out.
     let woke = Arc::new(AtomicUsize::new(0));
     let waiter = |p: Arc<(Mutex<u32>, Condvar)>, woke: Arc<AtomicUsize>| {

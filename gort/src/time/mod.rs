@@ -55,11 +55,13 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
 /// Pauses the current goroutine for at least `d`.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// gort::run(|| {
 ///     // Another goroutine runs on this thread meanwhile.
 ///     let h = gort::go(|| 7);
+///     let t = Instant::now();
 ///     gort::time::sleep(Duration::from_millis(5));
+///     assert!(t.elapsed() >= Duration::from_millis(5)); // never early
 ///     assert_eq!(h.join().unwrap(), 7);
 /// });
 /// ```
@@ -81,6 +83,7 @@ pub fn sleep(d: Duration) {
 /// gort::run(|| {
 ///     let at = Instant::now() + Duration::from_millis(2);
 ///     gort::time::sleep_until(at); // parks until `at`
+///     assert!(Instant::now() >= at); // never early
 ///     gort::time::sleep_until(at); // passed: returns at once
 /// });
 /// ```

@@ -151,11 +151,15 @@ fn deadline(d: Duration) -> Instant {
 /// Dropping a `Timer` stops it.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use gort::time::Timer;
 /// gort::run(|| {
+///     let start = Instant::now();
 ///     let t = Timer::new(Duration::from_millis(2));
-///     let _fired_at = t.chan().recv().unwrap();
+///     let fired_at = t.chan().recv().unwrap();
+///     // Never early: the value is the time it fired, at or past its deadline.
+///     assert!(fired_at >= start + Duration::from_millis(2));
+///     assert!(start.elapsed() >= Duration::from_millis(2));
 ///     // A stopped timer delivers nothing.
 ///     let t = Timer::new(Duration::from_millis(1));
 ///     t.stop();
