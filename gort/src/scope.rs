@@ -41,17 +41,31 @@ impl ScopeData {
         }
     }
 
-    fn wait(&self) {
+    /// Waits until every scoped goroutine is done, whatever happens to the
+    /// caller meanwhile: a cancellation of the caller (its run ended, its
+    /// runtime is being dropped) is held back until then, so no scoped
+    /// goroutine outlives the frame it borrows from. Returns that
+    /// cancellation, for the caller to resume once the scope is over.
+    fn wait(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        let mut cancelled = None;
         while self.running.load(Ordering::Acquire) != 0 {
-            park::park(WaitReason::Scope, |w| {
-                let mut slot = self.waiter.lock();
-                if self.running.load(Ordering::Acquire) == 0 {
-                    return false;
-                }
-                *slot = Some(w);
-                true
-            });
+            let parked = catch_unwind(AssertUnwindSafe(|| {
+                park::park(WaitReason::Scope, |w| {
+                    let mut slot = self.waiter.lock();
+                    if self.running.load(Ordering::Acquire) == 0 {
+                        return false;
+                    }
+                    *slot = Some(w);
+                    true
+                })
+            }));
+            // Only a cancellation unwinds out of a park; the goroutine is
+            // marked unwinding by it, so the parks that follow are real.
+            if let Err(payload) = parked {
+                cancelled.get_or_insert(payload);
+            }
         }
+        cancelled
     }
 }
 
@@ -101,7 +115,9 @@ where
         _env: Invariant::default(),
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-    scope.data.wait();
+    if let Some(cancelled) = scope.data.wait() {
+        resume_unwind(cancelled);
+    }
     match result {
         Err(e) => resume_unwind(e),
         Ok(_) if scope.data.panicked.load(Ordering::Relaxed) => {

@@ -99,6 +99,33 @@ pub(crate) enum WaitReason {
     IoWait,
 }
 
+impl WaitReason {
+    const ALL: [WaitReason; 17] = [
+        WaitReason::None,
+        WaitReason::Join,
+        WaitReason::WaitGroup,
+        WaitReason::Sleep,
+        WaitReason::Shutdown,
+        WaitReason::Scope,
+        WaitReason::ChanReceive,
+        WaitReason::ChanSend,
+        WaitReason::Select,
+        WaitReason::SelectNoCases,
+        WaitReason::MutexLock,
+        WaitReason::RwLockRead,
+        WaitReason::RwLockWrite,
+        WaitReason::CondWait,
+        WaitReason::Semacquire,
+        WaitReason::Once,
+        WaitReason::IoWait,
+    ];
+
+    /// The reason stored as `r as u8`.
+    pub(crate) fn from_u8(r: u8) -> WaitReason {
+        Self::ALL.get(r as usize).copied().unwrap_or(WaitReason::None)
+    }
+}
+
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -137,6 +164,10 @@ pub(crate) struct G {
     /// The goroutine's group (see `group.rs`), inherited from its spawner.
     pub(crate) group: AtomicU32,
     pub(crate) preempt: AtomicBool,
+    /// Unwinding from a cancellation: its parks from now on are real waits
+    /// (a destructor, a scope waiting for its goroutines), which neither a
+    /// cancellation nor a check at a scheduling point interrupts again.
+    pub(crate) unwinding: AtomicBool,
     pub(crate) wait_reason: AtomicU8,
     /// The runtime this goroutine belongs to (valid while it is alive).
     pub(crate) sched: AtomicPtr<Sched>,
@@ -204,6 +235,7 @@ impl GRef {
             id: AtomicU64::new(0),
             group: AtomicU32::new(0),
             preempt: AtomicBool::new(false),
+            unwinding: AtomicBool::new(false),
             wait_reason: AtomicU8::new(0),
             sched: AtomicPtr::new(std::ptr::null_mut()),
             ctx: UnsafeCell::new(None),
@@ -225,6 +257,18 @@ impl GRef {
             locked_m: Cell::new(std::ptr::null()),
         });
         GRef(NonNull::from(Box::leak(g)))
+    }
+
+    /// What it waits for (`WaitReason::None` when not parked).
+    pub(crate) fn reason(self) -> WaitReason {
+        WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
+    }
+
+    /// Whether this goroutine must unwind at its next scheduling point:
+    /// its group is being cancelled and it is not unwinding already.
+    #[inline]
+    pub(crate) fn must_unwind(self) -> bool {
+        self.cancelled() && !self.unwinding.load(Ordering::Relaxed)
     }
 
     /// Whether this goroutine's group is being cancelled.

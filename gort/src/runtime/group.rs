@@ -21,7 +21,8 @@
 //! (`membarrier`): exit stores its count then loads `waiting`; the waiter
 //! stores `waiting` then sums.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use super::g::WaitReason;
 use super::lock::Lock;
@@ -44,10 +45,13 @@ fn unpack(w: u64) -> (u32, i32) {
     ((w >> 32) as u32, w as u32 as i32)
 }
 
-/// One P's live counts by group.
+/// One P's live counts by group. `epoch` is a seqlock over the slots
+/// (odd while the holder writes), so a reader can take a snapshot of every
+/// P's counts at one instant (see [`Groups::snapshot`]).
 #[derive(Default)]
 pub(crate) struct Counts {
     slots: [AtomicU64; SLOTS],
+    epoch: AtomicU64,
 }
 
 impl Counts {
@@ -55,6 +59,16 @@ impl Counts {
     /// (every slot holds another live group with a non-zero count).
     #[inline]
     fn add(&self, group: u32, d: i32, live: impl Fn(u32) -> bool) -> bool {
+        let e = self.epoch.load(Ordering::Relaxed);
+        self.epoch.store(e + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let done = self.add_slots(group, d, live);
+        self.epoch.store(e + 2, Ordering::Release);
+        done
+    }
+
+    #[inline]
+    fn add_slots(&self, group: u32, d: i32, live: impl Fn(u32) -> bool) -> bool {
         let mut free = None;
         for slot in &self.slots {
             let (g, c) = unpack(slot.load(Ordering::Relaxed));
@@ -83,10 +97,22 @@ impl Counts {
     fn sum(&self, want: impl Fn(u32) -> bool) -> i64 {
         self.slots
             .iter()
-            .map(|s| unpack(s.load(Ordering::SeqCst)))
+            .map(|s| unpack(s.load(Ordering::Relaxed)))
             .filter(|&(g, _)| want(g))
             .map(|(_, c)| c as i64)
             .sum()
+    }
+
+    /// A consistent read of this P's counts: `(epoch, sum)`, or `None` if
+    /// the holder wrote meanwhile.
+    fn read(&self, want: impl Fn(u32) -> bool) -> Option<(u64, i64)> {
+        let e = self.epoch.load(Ordering::Acquire);
+        if e & 1 != 0 {
+            return None;
+        }
+        let s = self.sum(want);
+        fence(Ordering::Acquire);
+        (self.epoch.load(Ordering::Relaxed) == e).then_some((e, s))
     }
 }
 
@@ -97,7 +123,9 @@ pub(crate) struct Groups {
     live: Lock<Vec<u32>>,
     ncancelled: AtomicUsize,
     cancelled: Lock<Vec<u32>>,
-    overflow: Lock<Vec<(u32, i64)>>,
+    /// Counts from outside any P, and those that found no free slot, with
+    /// a version bumped on every change (for snapshots).
+    overflow: Lock<(u64, Vec<(u32, i64)>)>,
     waiting: AtomicUsize,
     waiters: Lock<Vec<(u32, Waiter)>>,
 }
@@ -160,7 +188,9 @@ impl Groups {
         drop(c);
         if group != ALL {
             self.live.lock().retain(|&g| g != group);
-            self.overflow.lock().retain(|&(g, _)| g != group);
+            let mut o = self.overflow.lock();
+            o.0 += 1;
+            o.1.retain(|&(g, _)| g != group);
         }
     }
 
@@ -174,14 +204,42 @@ impl Groups {
             }
         }
         let mut o = self.overflow.lock();
-        match o.iter_mut().find(|(g, _)| *g == group) {
+        o.0 += 1;
+        match o.1.iter_mut().find(|(g, _)| *g == group) {
             Some((_, c)) => *c += d as i64,
-            None => o.push((group, d as i64)),
+            None => o.1.push((group, d as i64)),
         }
     }
 
-    /// Live goroutines of `group` (or of all live groups, for `ALL`).
-    pub(crate) fn live_count<'a>(&self, ps: impl Iterator<Item = &'a Counts>, group: u32) -> usize {
+    /// Live goroutines of `group` (or of all live groups, for `ALL`), as a
+    /// snapshot if one can be had, else the last inconsistent sum (for
+    /// `num_goroutines`, which is a hint anyway).
+    pub(crate) fn live_count<'a>(
+        &self,
+        ps: impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
+        group: u32,
+    ) -> usize {
+        match self.snapshot(&ps, group) {
+            Ok(n) | Err(n) => n.max(0) as usize,
+        }
+    }
+
+    /// Whether `group` has no goroutine, judged from a snapshot (an
+    /// inconsistent read says "not empty").
+    fn is_empty<'a>(&self, ps: &impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>, group: u32) -> bool {
+        matches!(self.snapshot(ps, group), Ok(n) if n <= 0)
+    }
+
+    /// Sums every P's counts and the overflow list at one instant (a
+    /// double collect: each P's seqlock read, then every epoch and the
+    /// overflow version read again; unchanged means every value held at
+    /// the moment between the two passes). `Err` with the last sum if no
+    /// consistent pair was seen in a few tries.
+    fn snapshot<'a>(
+        &self,
+        ps: &impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
+        group: u32,
+    ) -> Result<i64, i64> {
         let live: Vec<u32> = if group == ALL {
             let mut v = self.live.lock().clone();
             v.push(DETACHED);
@@ -190,15 +248,51 @@ impl Groups {
             vec![group]
         };
         let want = |g: u32| live.contains(&g);
-        let n: i64 = ps.map(|c| c.sum(want)).sum::<i64>()
-            + self
-                .overflow
-                .lock()
-                .iter()
-                .filter(|(g, _)| want(*g))
-                .map(|(_, c)| c)
-                .sum::<i64>();
-        n.max(0) as usize
+        let mut epochs = Vec::new();
+        let mut last = 0;
+        for _ in 0..64 {
+            epochs.clear();
+            let (ver, mut n) = {
+                let o = self.overflow.lock();
+                (o.0, o.1.iter().filter(|(g, _)| want(*g)).map(|(_, c)| c).sum::<i64>())
+            };
+            let mut torn = false;
+            for c in ps() {
+                match (0..16).find_map(|_| c.read(want)) {
+                    Some((e, s)) => {
+                        epochs.push(e);
+                        n += s;
+                    }
+                    None => torn = true,
+                }
+            }
+            last = n;
+            if torn {
+                continue;
+            }
+            fence(Ordering::SeqCst);
+            let same = ps()
+                .zip(epochs.iter())
+                .all(|(c, &e)| c.epoch.load(Ordering::Acquire) == e)
+                && self.overflow.lock().0 == ver;
+            if same {
+                return Ok(n);
+            }
+        }
+        Err(last)
+    }
+
+    /// Ends `group`'s cancellation once it has no goroutine left (it is
+    /// finished then; its id is never live again). Called at the end of a
+    /// run and by the exit of a cancelled group's last goroutine.
+    pub(crate) fn finish_if_empty<'a>(
+        &self,
+        group: u32,
+        all: impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
+    ) {
+        if group != ALL && self.is_empty(&all, group) {
+            self.uncancel(group);
+        }
     }
 
     /// A goroutine of `group` exited on the P owning `counts`: count it out
@@ -210,6 +304,9 @@ impl Groups {
         all: impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
     ) {
         self.count(counts, group, -1);
+        if self.ncancelled.load(Ordering::Relaxed) != 0 && self.cancelled.lock().contains(&group) {
+            self.finish_if_empty(group, &all);
+        }
         membarrier::light();
         if self.waiting.load(Ordering::Relaxed) == 0 {
             return;
@@ -218,7 +315,7 @@ impl Groups {
         let mut i = 0;
         while i < ws.len() {
             let target = ws[i].0;
-            if (target == group || target == ALL) && self.live_count(all(), target) == 0 {
+            if (target == group || target == ALL) && self.is_empty(&all, target) {
                 ws.swap_remove(i).1.wake();
             } else {
                 i += 1;
@@ -226,25 +323,40 @@ impl Groups {
         }
     }
 
-    /// Blocks until `group` (or every group, for `ALL`) has no goroutine.
-    pub(crate) fn wait_empty<'a>(
+    /// Blocks until `group` (or every group, for `ALL`) has no goroutine,
+    /// or until `deadline`; true if it is empty.
+    pub(crate) fn wait_empty_until<'a>(
         &self,
         group: u32,
+        deadline: Instant,
         all: impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
-    ) {
+    ) -> bool {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         membarrier::heavy();
-        while self.live_count(all(), group) != 0 {
-            park::park(WaitReason::Shutdown, |w| {
-                let mut ws = self.waiters.lock();
-                if self.live_count(all(), group) == 0 {
-                    return false;
-                }
-                ws.push((group, w));
-                true
-            });
-        }
+        let empty = loop {
+            if self.is_empty(&all, group) {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            let parking = park::prepare();
+            let me = parking.waiter().clone();
+            let mut ws = self.waiters.lock();
+            if self.is_empty(&all, group) {
+                break true;
+            }
+            ws.push((group, me.clone()));
+            // An exit that empties the group takes the waiter under the
+            // lock, which the park's after step releases (rule 1); a torn
+            // snapshot that kept an exit from waking us is caught by the
+            // short deadline.
+            let until = deadline.min(Instant::now() + std::time::Duration::from_millis(10));
+            parking.park(WaitReason::Shutdown, Some(until), move || drop(ws));
+            self.waiters.lock().retain(|(_, w)| !w.same(&me));
+        };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+        empty
     }
 }
 

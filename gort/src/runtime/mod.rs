@@ -35,12 +35,14 @@ pub(crate) mod schedule;
 pub(crate) mod shutdown;
 pub(crate) mod spawn;
 pub(crate) mod sysmon;
+pub(crate) mod throw;
 pub(crate) mod timers;
 pub(crate) mod window;
 
 use std::io;
 use std::panic::Location;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 pub use sched::MAX_PROCS;
 
@@ -138,6 +140,7 @@ impl Builder {
         panic_hook::install();
         Ok(Runtime {
             sched: Sched::new(procs, stack_size, max_threads),
+            closed: false,
         })
     }
 }
@@ -174,6 +177,8 @@ fn default_procs() -> usize {
 /// ```
 pub struct Runtime {
     pub(crate) sched: Arc<Sched>,
+    /// `shutdown_timeout` ran: nothing is left for the drop to do.
+    closed: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -285,12 +290,47 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
+impl Runtime {
+    /// Shuts the runtime down as dropping it does, but waits at most `d`
+    /// for goroutines still executing user code (Tokio's name and meaning):
+    /// what still runs then is leaked, with the runtime's memory, rather
+    /// than freed under it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = gort::runtime::Builder::new().procs(1).build()?;
+    /// rt.go(|| loop {
+    ///     gort::blocking(|| std::thread::sleep(Duration::from_millis(10)));
+    /// });
+    /// rt.shutdown_timeout(Duration::from_millis(50)); // returns; the loop is leaked
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_timeout(mut self, d: Duration) {
+        self.check_not_own(false);
+        self.sched.shutdown(Some(d));
+        self.closed = true;
+    }
+
+    fn check_not_own(&self, dropped: bool) {
         if g::current().is_some_and(|g| std::ptr::eq(g.sched(), &*self.sched)) {
-            panic!("gort: a Runtime cannot be dropped by one of its own goroutines");
+            if dropped {
+                panic!("gort: a Runtime cannot be dropped by one of its own goroutines");
+            }
+            panic!("gort: a Runtime cannot be shut down by one of its own goroutines");
         }
-        self.sched.shutdown();
+    }
+}
+
+impl Drop for Runtime {
+    /// Cancels everything still alive and waits for it: goroutines still
+    /// executing user code are waited for (their stacks belong to this
+    /// runtime), and after 1 s each is named on stderr, again every 10 s.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.check_not_own(true);
+        self.sched.shutdown(None);
     }
 }
 

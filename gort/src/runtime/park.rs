@@ -250,13 +250,21 @@ pub(crate) fn suspend(g: GRef, why: Switch) {
     check_cancel(g);
 }
 
-/// Unwinds a goroutine whose runtime cancelled it (not while it is already
-/// unwinding: a second panic would abort).
+/// Unwinds a goroutine whose runtime cancelled it, once: not while it is
+/// unwinding already (a second panic would abort, and a destructor's or a
+/// scope's wait during that unwind is a real wait).
 #[inline]
 fn check_cancel(g: GRef) {
-    if g.cancelled() && !panicking() {
+    if g.must_unwind() && !panicking() {
+        g.unwinding.store(true, Ordering::Release);
         std::panic::resume_unwind(Box::new(Cancelled));
     }
+}
+
+/// Sleeps the caller for `d`: a goroutine parks (with a timer), a thread
+/// sleeps on its futex. Used by the runtime's own waits.
+pub(crate) fn sleep_for(d: std::time::Duration) {
+    prepare().park(WaitReason::Shutdown, Some(Instant::now() + d), || {});
 }
 
 /// A scheduling point that does not otherwise switch (a socket call that

@@ -45,6 +45,8 @@ pub(crate) struct Sched {
     pub(crate) allgs: Lock<Vec<GRef>>,
     /// Finished Gs (with their stacks) beyond the per-P caches.
     pub(crate) gfree: Lock<Vec<GRef>>,
+    /// Finished Gs whose custom-size stacks were freed (Go's `gFree.noStack`).
+    pub(crate) gfree_nostack: Lock<Vec<GRef>>,
     pub(crate) stack_size: usize,
     pub(crate) shutdown: AtomicBool,
     pub(crate) ntimers_hint: Hint,
@@ -100,6 +102,7 @@ impl Sched {
             groups: Groups::default(),
             allgs: Lock::new(Vec::new()),
             gfree: Lock::new(Vec::new()),
+            gfree_nostack: Lock::new(Vec::new()),
             stack_size,
             shutdown: AtomicBool::new(false),
             ntimers_hint: Hint::default(),
@@ -252,7 +255,7 @@ impl Sched {
 
     /// The number of live goroutines.
     pub(crate) fn goroutines(&self) -> usize {
-        self.groups.live_count(self.counts(), group::ALL)
+        self.groups.live_count(|| self.counts(), group::ALL)
     }
 
     /// A goroutine of `group` finished on P `p` (or on an M without one).

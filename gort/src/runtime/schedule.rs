@@ -233,13 +233,6 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
         let coroutine = unsafe { g.ctx_mut() }
             .as_mut()
             .expect("a runnable G has a context");
-        if !coroutine.started() && g.cancelled() {
-            // Cancelled before it ever ran: drop its closure (which reports
-            // the cancellation to its JoinHandle) without running it.
-            coroutine.force_unwind();
-            goexit(ctx, g);
-            return;
-        }
         g::set_current(Some(g));
         overflow::set_current(g.info.get());
         ctx.shared.curg.store(g.as_ptr(), Ordering::Relaxed);
@@ -310,7 +303,7 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                     // WAITING and load the cancelled set; it stores the set
                     // (and runs a heavy barrier) and then loads states.
                     membarrier::light();
-                    if g.cancelled()
+                    if g.must_unwind()
                         && g.state
                             .compare_exchange(
                                 pack(gen, WAITING),

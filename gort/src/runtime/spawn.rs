@@ -15,6 +15,7 @@ use super::group;
 use super::lock::Lock;
 use super::p::P;
 use super::sched::Sched;
+use super::throw::throw;
 use crate::stack;
 
 /// Process-wide goroutine ids (Go numbers goroutines from 1).
@@ -43,6 +44,7 @@ impl Sched {
         let id = next_goid(here);
         g.id.store(id, Ordering::Relaxed);
         g.preempt.store(false, Ordering::Relaxed);
+        g.unwinding.store(false, Ordering::Relaxed);
         let group = match (opts.group, g::current()) {
             (Some(group), _) => group,
             (None, Some(cur)) if std::ptr::eq(cur.sched(), self) => {
@@ -86,7 +88,20 @@ impl Sched {
             let guard = AbortOnUnwind(id);
             let g = g::current().expect("a goroutine runs with CURRENT set");
             g.yielder.set(y as *const g::GYielder);
-            f();
+            if g.must_unwind() {
+                // Cancelled before it ever ran: its closure (which reports
+                // the cancellation to its JoinHandle) is dropped here, on
+                // its own stack, where a destructor may park.
+                g.unwinding.store(true, std::sync::atomic::Ordering::Release);
+                let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
+                if dropped.is_err() {
+                    eprintln!(
+                        "gort: a destructor of goroutine {id}, cancelled before it ran, panicked"
+                    );
+                }
+            } else {
+                f();
+            }
             std::mem::forget(guard);
         });
         // SAFETY: we own `g`.
@@ -110,9 +125,11 @@ impl Sched {
         Ok(g)
     }
 
-    /// A G with a stack of `size` bytes: from the P's cache (refilled from
-    /// the runtime's list in batches, as Go's `gfget`), the process-wide
-    /// shells, or new.
+    /// A G with a stack of `size` bytes: for the default size from the
+    /// P's cache (refilled from the runtime's list in batches, as Go's
+    /// `gfget`); otherwise a stackless G of this runtime (a finished one
+    /// whose custom-size stack was freed), a shell from the process-wide
+    /// pool, or a new one, given a fresh stack.
     pub(crate) fn get_g(&self, size: usize, here: Option<&P>) -> io::Result<GRef> {
         if size == self.stack_size {
             let cached = match here {
@@ -130,36 +147,60 @@ impl Sched {
                 None => self.gfree.lock().pop(),
             };
             if let Some(g) = cached {
+                // SAFETY: a G on a free list is owned by the list; we took it.
+                debug_assert!(unsafe { g.stack_mut() }.is_some());
                 return Ok(g);
             }
         }
-        let shell = SHELLS.lock().pop();
-        let g = shell.unwrap_or_else(GRef::alloc);
+        let (g, fresh) = match self.gfree_nostack.lock().pop() {
+            Some(g) => (g, false),
+            None => (SHELLS.lock().pop().unwrap_or_else(GRef::alloc), true),
+        };
         let stack = match stack::alloc(size) {
             Ok(s) => s,
             Err(e) => {
-                SHELLS.lock().push(g);
+                if fresh {
+                    SHELLS.lock().push(g);
+                } else {
+                    self.gfree_nostack.lock().push(g);
+                }
                 return Err(e);
             }
         };
-        // SAFETY: the shell is unowned; we are its only user.
-        unsafe { *g.stack_mut() = Some(stack) };
-        self.allgs.lock().push(g);
+        // SAFETY: the G came off a free list or the pool: we own it, and it
+        // holds no stack (free lists of stackless Gs hold only those).
+        let slot = unsafe { g.stack_mut() };
+        if slot.is_some() {
+            throw("a stackless free G has a stack");
+        }
+        *slot = Some(stack);
+        if fresh {
+            self.allgs.lock().push(g);
+        }
         Ok(g)
     }
 
-    /// Recycles a finished G (with its stack) into the caches.
+    /// Recycles a finished G into the caches (Go's `gfput`): with its
+    /// stack if that is the runtime's default size, else without (the
+    /// stack is freed). The G is cleared before it is published: from the
+    /// moment it is on a list, another thread may take it.
     pub(crate) fn put_g(&self, g: GRef, here: Option<&P>) {
         // SAFETY: the G is dead; the M that ran it owns it.
+        if unsafe { (*g.info.get()).name.is_some() } {
+            *g.name.lock() = None;
+        }
+        // SAFETY: as above.
         let stack = unsafe { g.stack_mut() };
         let default = stack.as_ref().is_some_and(|s| s.size() == self.stack_size);
         if !default {
             if let Some(s) = stack.take() {
                 stack::free(s);
             }
+            self.gfree_nostack.lock().push(g);
+            return;
         }
         match here {
-            Some(p) if default => {
+            Some(p) => {
                 // SAFETY: `here` is the P held by this thread.
                 let local = unsafe { p.local() };
                 local.gfree.push(g);
@@ -169,11 +210,7 @@ impl Sched {
                     self.gfree.lock().extend(moved);
                 }
             }
-            _ => self.gfree.lock().push(g),
-        }
-        // SAFETY: as above.
-        if unsafe { (*g.info.get()).name.is_some() } {
-            *g.name.lock() = None;
+            None => self.gfree.lock().push(g),
         }
     }
 }
