@@ -19,8 +19,11 @@
 //!
 //! Every failure message starts with `torture seed 0x...:`; replay one seed
 //! with `TORTURE_SEED=0x... cargo test -p gort --test torture -- --nocapture`
-//! (`TORTURE_OPS=n` sets the number of operations). Nothing here asserts an
-//! upper bound on elapsed time; timeouts are checked never to fire early.
+//! (`TORTURE_OPS=n` sets the number of operations, `TORTURE_TRACE=1` prints
+//! each operation, `TORTURE_ONLY=Chan,RwLock` runs only those kinds with the
+//! same choices, `GOMAXPROCS=n` fixes the starting procs). Nothing here
+//! asserts an upper bound on elapsed time; timeouts are checked never to
+//! fire early.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -240,7 +243,11 @@ fn quiet_intentional_panics() {
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<Intentional>().is_none() {
+            // Also `scope`'s own panic for an unjoined panicking scoped
+            // goroutine, which op_scope raises on purpose and checks.
+            let p = info.payload();
+            let scope_panic = p.downcast_ref::<&str>() == Some(&"a scoped goroutine panicked");
+            if p.downcast_ref::<Intentional>().is_none() && !scope_panic {
                 prev(info)
             }
         }));
@@ -1992,7 +1999,9 @@ fn main_body(seed: u64, rep: usize, ops: usize, procs: usize, c: &Arc<Counters>,
 /// the invariants after each run.
 fn run_seed(seed: u64, ops: usize, reps: usize) {
     let mut rng = Rng::new(seed ^ 0xD1B5_4A32_D192_ED03);
-    let procs = rng.usize(1, 4);
+    // GOMAXPROCS (as for the default runtime) fixes each run's starting procs.
+    let drawn = rng.usize(1, 4);
+    let procs = env_u64("GOMAXPROCS").map_or(drawn, |n| n.clamp(1, 4) as usize);
     eprintln!("torture seed {seed:#x}: {ops} ops x {reps} runs, procs {procs}");
     let built = if SET_PROCS_ABOVE_BUILT { procs } else { 4 };
     let rt = Arc::new(gort::runtime::Builder::new().procs(built).build().unwrap());
