@@ -48,11 +48,11 @@ use gort::time::{Ticker, Timer};
 /// `gort::Builder::stack_size` spawns (issue: a custom-size goroutine
 /// finishing can make the next default spawn panic "get_g returns a G with
 /// a stack").
-const OP_CUSTOM_STACK: bool = false; // issue 11: get_g bug, lead re-enables
+const OP_CUSTOM_STACK: bool = true; // issue 11: get_g bug, lead re-enables
 /// A goroutine left parked inside `gort::scope`, its scoped goroutines
 /// parked too, cancelled when the run ends (issue: the scope's frame may
 /// unwind while scoped goroutines still run).
-const OP_SCOPE_CANCEL: bool = false; // scope-cancel issue: the frame unwinds before its scoped goroutines, lead re-enables
+const OP_SCOPE_CANCEL: bool = true; // scope-cancel issue: the frame unwinds before its scoped goroutines, lead re-enables
 /// CPU hogs (a goroutine spinning without a scheduling point for ~12 ms)
 /// next to goroutines that need their turn.
 const OP_HOG: bool = true;
@@ -65,13 +65,13 @@ const OP_RUNTIME_DROP: bool = true;
 /// reports "P 2 is on the idle list 0 times" after the run). While off,
 /// each seed's runtime is built with 4 procs and `main` sets the seed's
 /// starting procs with `set_procs`, so procs still change between 1 and 4.
-const SET_PROCS_ABOVE_BUILT: bool = false;
+const SET_PROCS_ABOVE_BUILT: bool = true;
 
 /// `RwLock::try_write` in the RwLock op (new bug: `try_write` takes the
 /// lock while readers are queued, between an unlock and its `dispatch`,
 /// which then admits the readers too: a reader sees a writer's torn
 /// state). While off, writers use `write` only.
-const RWLOCK_TRY_WRITE: bool = false;
+const RWLOCK_TRY_WRITE: bool = true;
 
 /// No progress for this long is a lost wake-up (or a hang).
 const STALL: Duration = Duration::from_secs(20);

@@ -122,7 +122,10 @@ impl WaitReason {
 
     /// The reason stored as `r as u8`.
     pub(crate) fn from_u8(r: u8) -> WaitReason {
-        Self::ALL.get(r as usize).copied().unwrap_or(WaitReason::None)
+        Self::ALL
+            .get(r as usize)
+            .copied()
+            .unwrap_or(WaitReason::None)
     }
 }
 

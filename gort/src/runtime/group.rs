@@ -226,7 +226,11 @@ impl Groups {
 
     /// Whether `group` has no goroutine, judged from a snapshot (an
     /// inconsistent read says "not empty").
-    fn is_empty<'a>(&self, ps: &impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>, group: u32) -> bool {
+    fn is_empty<'a>(
+        &self,
+        ps: &impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
+        group: u32,
+    ) -> bool {
         matches!(self.snapshot(ps, group), Ok(n) if n <= 0)
     }
 
@@ -254,7 +258,13 @@ impl Groups {
             epochs.clear();
             let (ver, mut n) = {
                 let o = self.overflow.lock();
-                (o.0, o.1.iter().filter(|(g, _)| want(*g)).map(|(_, c)| c).sum::<i64>())
+                (
+                    o.0,
+                    o.1.iter()
+                        .filter(|(g, _)| want(*g))
+                        .map(|(_, c)| c)
+                        .sum::<i64>(),
+                )
             };
             let mut torn = false;
             for c in ps() {

@@ -21,7 +21,10 @@ impl Sched {
         if n > old {
             for id in old..n {
                 if id >= self.created() {
-                    let _ = self.allp[id].set(P::new(id));
+                    // Born out of service; the loop below puts it in.
+                    let p = P::new(id);
+                    p.status.store(P_RETIRED, Ordering::Relaxed);
+                    let _ = self.allp[id].set(p);
                     self.created.store(id + 1, Ordering::Release);
                 }
             }
@@ -39,7 +42,7 @@ impl Sched {
         } else {
             self.nprocs.store(n, Ordering::Release);
             // Idle Ps beyond n retire now; running ones when their M next
-            // schedules (m.rs moves their queue to the global queue).
+            // schedules (`retire` moves their queue to the global one).
             let mut removed = 0;
             inner.idle_ps.retain(|&id| {
                 if id >= n {

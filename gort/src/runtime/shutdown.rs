@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::g::{self, pack, unpack, GRef, CLAIMED, RUNNABLE, RUNNING, WAITING};
-use super::park;
 use super::group;
+use super::park;
 use super::sched::Sched;
 use super::spawn::SHELLS;
 use crate::stack;
@@ -108,7 +108,10 @@ impl Sched {
                 Some(l) => next_report.min(start + l),
                 None => next_report,
             };
-            if self.groups.wait_empty_until(group::ALL, deadline, || self.counts()) {
+            if self
+                .groups
+                .wait_empty_until(group::ALL, deadline, || self.counts())
+            {
                 break;
             }
             if limit.is_some_and(|l| start.elapsed() >= l) {

@@ -92,8 +92,10 @@ impl Sched {
                 // Cancelled before it ever ran: its closure (which reports
                 // the cancellation to its JoinHandle) is dropped here, on
                 // its own stack, where a destructor may park.
-                g.unwinding.store(true, std::sync::atomic::Ordering::Release);
-                let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
+                g.unwinding
+                    .store(true, std::sync::atomic::Ordering::Release);
+                let dropped =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
                 if dropped.is_err() {
                     eprintln!(
                         "gort: a destructor of goroutine {id}, cancelled before it ran, panicked"

@@ -107,9 +107,12 @@ impl RawRwLock {
     #[inline]
     fn try_write(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
-        // A free lock has no writer and no reader; queued readers can only
-        // be waiting for a writer, so there are none either.
-        while s & WRITER == 0 && readers(s) == 0 {
+        // Only a free lock with no one queued: while anyone is queued, an
+        // unlock may be between releasing the state and `dispatch` admitting
+        // the queued readers or writer (which it does with an RMW, trusting
+        // that no one else takes the lock meanwhile), so taking it here
+        // would let a writer in beside them.
+        while s & (WRITER | WRITER_WAITING | READER_WAITING) == 0 && readers(s) == 0 {
             match self.state.compare_exchange_weak(
                 s,
                 s | WRITER,
