@@ -121,7 +121,7 @@ fn a_refused_thread_backs_out_and_the_work_still_completes() {
         let n = rt.run(|| {
             let hs: Vec<_> = (0..8)
                 .map(|_| {
-                    gort::go(|| gort::blocking(|| std::thread::sleep(Duration::from_millis(30))))
+                    gort::go(|| gort::blocking(|| std::thread::sleep(Duration::from_millis(100))))
                 })
                 .collect();
             hs.into_iter().filter(|_| true).map(|h| h.join()).count()
@@ -129,7 +129,10 @@ fn a_refused_thread_backs_out_and_the_work_still_completes() {
         println!("done {n}");
         return;
     }
-    expect_ok(&child(NAME, &[]), "done 8");
+    let out = child(NAME, &[]);
+    expect_ok(&out, "done 8");
+    let e = text(&out.stderr);
+    assert!(e.contains("cannot start an OS thread"), "the refusal was hit and said: {e}");
 }
 
 // ---- G ownership: free lists ----------------------------------------------

@@ -155,14 +155,39 @@ impl Sched {
         };
         let (n, shared) = live;
         let sched = self.arc();
+        let m = shared.clone();
         let handle = std::thread::Builder::new()
             .name(format!("gort-{}-m{n}", self.id))
-            .spawn(move || mstart(sched, shared, p, spinning));
+            .spawn(move || mstart(sched, m, p, spinning));
         match handle {
             Ok(h) => self.threads.lock().push(h),
-            Err(e) => panic!(
-                "gort: cannot start an OS thread for the scheduler ({n} threads so far): {e}"
-            ),
+            Err(e) => {
+                // The OS said no (DESIGN.md rule 6): back out what the
+                // caller took (the P, the spinning count, the M's entry)
+                // and let sysmon retry once there is work and an idle P.
+                self.mexit(&shared);
+                {
+                    let mut inner = self.inner.lock();
+                    self.pidleput(&mut inner, p);
+                }
+                if spinning {
+                    self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                }
+                let first = self.newm_failures.fetch_add(1, Ordering::Relaxed) == 0;
+                if self.allm.lock().is_empty() && g::current().is_none() {
+                    // No thread at all would ever run the work: an error at
+                    // the call that needed the thread.
+                    panic!("gort: cannot start an OS thread for the scheduler: {e}");
+                }
+                if first {
+                    eprintln!(
+                        "gort: cannot start an OS thread for the scheduler ({e}); \
+                         running on the {} there are, retrying later",
+                        self.allm.lock().len()
+                    );
+                }
+                return;
+            }
         }
         super::sysmon::start(self);
     }

@@ -60,6 +60,8 @@ pub(crate) struct Sched {
     /// Cap on live Ms (`Builder::max_threads`, Go's SetMaxThreads).
     pub(crate) max_threads: usize,
     pub(crate) steals: AtomicU64,
+    /// Thread starts the OS refused (each backed out, see `newm`).
+    pub(crate) newm_failures: AtomicU64,
     /// Ps sysmon took from goroutines in `blocking` or hogging their P.
     pub(crate) handoffs: AtomicU64,
     /// The epoll instance, created with the first socket.
@@ -112,6 +114,7 @@ impl Sched {
             allm: Lock::new(Vec::new()),
             max_threads,
             steals: AtomicU64::new(0),
+            newm_failures: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
             netpoll: OnceLock::new(),
             sysmon: Sysmon::default(),

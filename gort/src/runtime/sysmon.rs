@@ -144,6 +144,14 @@ fn run(sched: &Arc<Sched>) {
         if retake(sched, now, &mut seen, &mut cands) > 0 {
             busy = true;
         }
+        // Work queued with a P idle and no one looking: a thread start the
+        // OS refused, or a wake-up that found no thread (rule 6's retry).
+        if sched.npidle.load(Ordering::SeqCst) > 0
+            && sched.nmspinning.load(Ordering::SeqCst) == 0
+            && (sched.global_len() > 0 || sched.all_ps().any(|p| !p.runq.is_empty()))
+        {
+            sched.wakep();
+        }
         idle = if busy { 0 } else { idle.saturating_add(1) };
     }
 }
