@@ -132,7 +132,10 @@ fn a_refused_thread_backs_out_and_the_work_still_completes() {
     let out = child(NAME, &[]);
     expect_ok(&out, "done 8");
     let e = text(&out.stderr);
-    assert!(e.contains("cannot start an OS thread"), "the refusal was hit and said: {e}");
+    assert!(
+        e.contains("cannot start an OS thread"),
+        "the refusal was hit and said: {e}"
+    );
 }
 
 // ---- G ownership: free lists ----------------------------------------------

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::g::{self, GRef, Switch};
+use super::g::{self, GRef};
 use super::m::{mctx, S_BLOCKING, S_G};
 use super::park;
 use super::window::current_p;
@@ -58,10 +58,11 @@ impl Drop for Exit {
         let g = self.0;
         let depth = g.blocking.get() - 1;
         g.blocking.set(depth);
-        if depth == 0 && !exit_blocking() && !std::thread::panicking() {
-            // No P to go on with: queue for one (a goroutine unwinding a
-            // panic stays on its thread and goes on without one).
-            park::suspend(g, Switch::Yield);
+        // No P to go on with (sysmon gave it away): queue for one (a
+        // goroutine unwinding a panic waits on its own thread); one that
+        // used up its time slice meanwhile yields (rule 7).
+        if depth == 0 && (!exit_blocking() || g.preempt.swap(false, Ordering::Relaxed)) {
+            park::yield_g(g);
         }
     }
 }

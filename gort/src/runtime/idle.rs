@@ -21,14 +21,21 @@ use std::time::Duration;
 use super::m::{MCtx, MShared, NO_P};
 use super::p::{P_IDLE, P_RETIRED, P_RUNNING};
 use super::sched::{Inner, Sched};
+use super::throw::throw;
 use super::timers;
 
 impl MShared {
-    /// Gives this (idle) M the P `p` and wakes it.
+    /// Puts P `p` in this M's one-slot mailbox (the caller then wakes it).
+    /// The slot must be empty: a P is owned by exactly one of an M, the
+    /// idle list or one mailbox (DESIGN.md rule 8). Idle Ms' mailboxes are
+    /// written and read under the scheduler lock, together with the idle
+    /// M list, so a P in transit cannot be lost to an M that woke on its
+    /// own (a timer) and left the list meanwhile.
     pub(crate) fn handoff(&self, p: usize, spinning: bool) {
         self.next_spinning.store(spinning, Ordering::Relaxed);
-        self.nextp.store(p, Ordering::Release);
-        self.note.wakeup();
+        if self.nextp.swap(p, Ordering::Release) != NO_P {
+            throw("handoff: an M's P mailbox is already full");
+        }
     }
 }
 
@@ -36,6 +43,9 @@ impl Sched {
     /// Takes an idle P (lock held).
     pub(crate) fn pidleget(&self, inner: &mut Inner) -> Option<usize> {
         let id = inner.idle_ps.pop()?;
+        if self.p(id).status() != P_IDLE {
+            throw("pidleget: a P on the idle list is not idle");
+        }
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         self.sysmon.p_busy();
         self.p(id).status.store(P_RUNNING, Ordering::Release);
@@ -48,6 +58,9 @@ impl Sched {
         if id >= self.nprocs.load(Ordering::Acquire) {
             self.p(id).status.store(P_RETIRED, Ordering::Release);
             return;
+        }
+        if self.p(id).status() != P_RUNNING {
+            throw("pidleput: the P is not held (already idle or retired)");
         }
         self.p(id).status.store(P_IDLE, Ordering::Release);
         inner.idle_ps.push(id);
@@ -100,10 +113,17 @@ impl Sched {
 
     /// Hands P `p` to an idle M, or to a new thread.
     pub(crate) fn startm(&self, p: usize, spinning: bool) {
-        let m = self.inner.lock().idle_ms.pop();
-        match m {
-            Some(m) => m.handoff(p, spinning),
-            None => self.newm(p, spinning),
+        let mut inner = self.inner.lock();
+        match inner.idle_ms.pop() {
+            Some(m) => {
+                m.handoff(p, spinning);
+                drop(inner);
+                m.note.wakeup();
+            }
+            None => {
+                drop(inner);
+                self.newm(p, spinning);
+            }
         }
     }
 

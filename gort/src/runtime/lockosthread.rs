@@ -108,6 +108,7 @@ pub(crate) fn startlockedm(ctx: &MCtx, g: GRef) {
     let target = unsafe { &*g.locked_m.get() };
     target.nextg.store(g.as_ptr(), Ordering::Release);
     target.handoff(id, false);
+    target.note.wakeup();
 }
 
 /// The goroutine locked to this M stopped running: give the P away and

@@ -119,11 +119,27 @@ pub(crate) struct Cancelled;
 /// everything it needs by value.
 pub(crate) fn park<F: FnOnce(Waiter) -> bool>(reason: WaitReason, after: F) {
     match g::current() {
-        Some(g) if !panicking() => park_goroutine(g, reason, after, true),
-        _ => {
+        Some(g) => pinned_if_panicking(|| park_goroutine(g, reason, after, true)),
+        None => {
             park_thread(after, None);
         }
     }
+}
+
+/// Runs `f` (which switches the goroutine out) with the goroutine wired to
+/// its thread while it unwinds a panic: std's panic count is per thread, so
+/// an unwinding goroutine must resume where it started (DESIGN.md rule 3).
+/// Its M sleeps meanwhile and its P goes to another thread, as for
+/// `lock_os_thread`, so the others run on.
+#[inline]
+fn pinned_if_panicking<R>(f: impl FnOnce() -> R) -> R {
+    if !panicking() {
+        return f();
+    }
+    super::lockosthread::lock_os_thread();
+    let r = f();
+    super::lockosthread::unlock_os_thread();
+    r
 }
 
 /// Blocks a plain thread (see [`park`]); gives up at `deadline` (returns
@@ -153,7 +169,7 @@ pub(crate) struct Parking {
 /// park in any other way before [`Parking::park`].
 pub(crate) fn prepare() -> Parking {
     match g::current() {
-        Some(g) if !panicking() => {
+        Some(g) => {
             let (gen, _) = g::unpack(g.state.load(Ordering::Relaxed));
             // `execute` parks the goroutine under the next generation.
             Parking {
@@ -188,19 +204,21 @@ impl Parking {
         match self.waiter {
             Waiter::G { g, gen } => {
                 let sched = g.sched();
-                park_goroutine(
-                    g,
-                    reason,
-                    move |w| {
-                        debug_assert!(matches!(w, Waiter::G { gen: g2, .. } if g2 == gen));
-                        after();
-                        if let Some(at) = deadline {
-                            super::timers::add_wake(sched, super::timers::nanos(at), w);
-                        }
-                        true
-                    },
-                    false,
-                )
+                pinned_if_panicking(|| {
+                    park_goroutine(
+                        g,
+                        reason,
+                        move |w| {
+                            debug_assert!(matches!(w, Waiter::G { gen: g2, .. } if g2 == gen));
+                            after();
+                            if let Some(at) = deadline {
+                                super::timers::add_wake(sched, super::timers::nanos(at), w);
+                            }
+                            true
+                        },
+                        false,
+                    )
+                })
             }
             Waiter::Thread { parker, gen } => {
                 after();
@@ -273,9 +291,9 @@ pub(crate) fn sleep_for(d: std::time::Duration) {
 #[inline]
 pub(crate) fn preempt_point() {
     if let Some(g) = g::current() {
-        if g.preempt.load(Ordering::Relaxed) && !panicking() {
+        if g.preempt.load(Ordering::Relaxed) {
             g.preempt.store(false, Ordering::Relaxed);
-            suspend(g, Switch::Yield);
+            yield_g(g);
         }
     }
 }
@@ -285,10 +303,17 @@ pub(crate) fn yield_now() {
     match g::current() {
         Some(g) => {
             check_cancel(g);
-            suspend(g, Switch::Yield)
+            yield_g(g)
         }
         None => std::thread::yield_now(),
     }
+}
+
+/// Switches `g` out to the back of a run queue; while it unwinds a panic
+/// it comes back on the same thread.
+#[inline]
+pub(crate) fn yield_g(g: GRef) {
+    pinned_if_panicking(|| suspend(g, Switch::Yield));
 }
 
 /// `std::thread::panicking`, never inlined (a thread-local read around a
@@ -454,7 +479,16 @@ fn enqueue(g: GRef, next: bool) {
                 sched.global_put_batch(batch);
             }
         }
-        None => sched.global_put(g),
+        None => {
+            // From outside this runtime's Ms: the G is alive (we made it
+            // runnable), so the runtime is too, but once it is queued it
+            // may run, exit and let a dropping runtime finish; hold the
+            // runtime until `wakep` is done with it.
+            let _alive = sched.arc();
+            sched.global_put(g);
+            sched.wakep();
+            return;
+        }
     }
     sched.wakep();
 }
