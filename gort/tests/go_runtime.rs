@@ -230,7 +230,6 @@ fn ping_pong_member(
 /// pairs' work counts are within a factor of 20 of each other (a scheduler
 /// that lets a ping-pong pair keep the processor gives ~1000x).
 #[test]
-#[ignore = "issue 11: with procs 1, runnext ping-pong hand-offs never end a time slice"]
 fn ping_pong_hog() {
     let (hog, light) = within(30, "ping_pong_hog", || {
         rt(1).run(|| {
@@ -363,7 +362,6 @@ fn time_above(runs: &[Vec<(u64, u64)>], limit: usize) -> u64 {
 /// (the OS descheduling a thread only shortens its intervals); it detects a
 /// violation only where the machine has more than `procs` cores free.
 #[test]
-#[ignore = "issue 11: procs is not a bound: a hog sysmon took the P from keeps executing (seen with procs 1 and 2)"]
 fn preemption_keeps_procs_a_bound() {
     for procs in [1, 2] {
         let (above, window, runs) =
@@ -506,7 +504,6 @@ fn preemption_after_syscall(d: Duration) {
 /// hand-off threshold, so the processor is never taken during a call;
 /// asserts all 8 goroutines start and stop in each of 10 iterations.
 #[test]
-#[ignore = "issue 11: goroutines looping on short blocking calls (<20 µs) starve others (passes, but in 1.4 s to 29 s of its 30 s bound)"]
 fn preemption_after_syscall_10us() {
     within(30, "preemption_after_syscall(10µs)", || {
         preemption_after_syscall(Duration::from_micros(10))
@@ -1339,7 +1336,6 @@ fn preempt_split_big() {
 /// left). Asserts every frame kept its values and that the default
 /// goroutines spawn at all.
 #[test]
-#[ignore = "issue 11: after a goroutine with a non-default stack_size finishes, the next default spawn panics \"get_g returns a G with a stack\""]
 fn a_big_stack_size_goroutine_then_default_ones() {
     within(30, "a_big_stack_size_goroutine_then_default_ones", || {
         rt(1).run(|| {

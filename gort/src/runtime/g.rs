@@ -174,6 +174,8 @@ pub(crate) struct G {
     pub(crate) wait_reason: AtomicU8,
     /// The runtime this goroutine belongs to (valid while it is alive).
     pub(crate) sched: AtomicPtr<Sched>,
+    /// Non-null for an M's stop proxy (`preempt.rs`): not a goroutine.
+    pub(crate) proxy_for: AtomicPtr<super::m::MShared>,
     // The fields below are touched only by whoever owns the G at the time:
     // the spawner before it is queued, the M running it, or the M that
     // recycles it. Ownership moves with the run queues' release/acquire.
@@ -187,6 +189,9 @@ pub(crate) struct G {
     pub(crate) location: Cell<&'static Location<'static>>,
     /// Exits since the stack was last checked for deep pages.
     pub(crate) exits: Cell<u8>,
+    /// The cached stack has not been checked for deep pages since the
+    /// goroutine on it exited (sysmon's scavenger looks at it).
+    pub(crate) stack_dirty: Cell<bool>,
     /// Nesting depth of `blocking` calls in progress (see `blocking.rs`).
     pub(crate) blocking: Cell<u32>,
     /// `lock_os_thread` nesting count, and the M it wires the G to.
@@ -241,6 +246,7 @@ impl GRef {
             unwinding: AtomicBool::new(false),
             wait_reason: AtomicU8::new(0),
             sched: AtomicPtr::new(std::ptr::null_mut()),
+            proxy_for: AtomicPtr::new(std::ptr::null_mut()),
             ctx: UnsafeCell::new(None),
             stack: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
@@ -255,6 +261,7 @@ impl GRef {
             name: Lock::new(None),
             location: Cell::new(Location::caller()),
             exits: Cell::new(0),
+            stack_dirty: Cell::new(false),
             blocking: Cell::new(0),
             lock_count: Cell::new(0),
             locked_m: Cell::new(std::ptr::null()),

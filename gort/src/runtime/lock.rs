@@ -61,6 +61,7 @@ impl<T> Lock<T> {
         {
             self.lock_slow();
         }
+        super::preempt::locks_add(1);
         LockGuard { lock: self }
     }
 
@@ -70,7 +71,10 @@ impl<T> Lock<T> {
         self.state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .ok()
-            .map(|_| LockGuard { lock: self })
+            .map(|_| {
+                super::preempt::locks_add(1);
+                LockGuard { lock: self }
+            })
     }
 
     #[cold]
@@ -99,6 +103,7 @@ impl<T> Drop for LockGuard<'_, T> {
         if self.lock.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex::wake(&self.lock.state, 1);
         }
+        super::preempt::locks_add(-1);
     }
 }
 

@@ -7,10 +7,10 @@
 //! the thread runs `mstart`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::g::{self, G};
+use super::g::{self, GRef, G};
 use super::note::Note;
 use super::p::P;
 use super::sched::Sched;
@@ -45,6 +45,18 @@ pub(crate) struct MShared {
     pub(crate) curg: AtomicPtr<G>,
     /// The goroutine wired to this M by `lock_os_thread` (null: none).
     pub(crate) locked_g: AtomicPtr<G>,
+    /// The thread's pthread_t (0 until `mstart` stores it), for signals.
+    pub(crate) pthread: AtomicU64,
+    /// sysmon asked the hog running at this status word to stop (0: no
+    /// request); see `preempt.rs`.
+    pub(crate) stop_req: AtomicU64,
+    /// Where a stop stands (`preempt::STOP_*`).
+    pub(crate) stop_state: AtomicU8,
+    /// sysmon queued `proxy` for the current stop.
+    pub(crate) stop_queued: AtomicBool,
+    /// This M's stand-in on the run queues while it is stopped: whoever
+    /// dequeues it hands this M its P (never executed; see `preempt.rs`).
+    pub(crate) proxy: GRef,
 }
 
 /// This thread's M.
@@ -87,6 +99,9 @@ pub(crate) fn mctx() -> Option<&'static MCtx> {
 /// Thread entry of an M started with P `p`.
 pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>, p: usize, spinning: bool) {
     overflow::install();
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    shared.pthread.store(me as u64, Ordering::Release);
     let ctx = MCtx {
         shared,
         sched,
@@ -118,7 +133,7 @@ impl Drop for FatalOnUnwind {
 
 /// A new M's shared part.
 pub(crate) fn new_shared(id: usize) -> Arc<MShared> {
-    Arc::new(MShared {
+    let m = Arc::new(MShared {
         id,
         note: Note::default(),
         nextp: AtomicUsize::new(NO_P),
@@ -129,7 +144,19 @@ pub(crate) fn new_shared(id: usize) -> Arc<MShared> {
         status: AtomicU64::new(S_SCHED),
         curg: AtomicPtr::new(std::ptr::null_mut()),
         locked_g: AtomicPtr::new(std::ptr::null_mut()),
-    })
+        pthread: AtomicU64::new(0),
+        stop_req: AtomicU64::new(0),
+        stop_state: AtomicU8::new(0),
+        stop_queued: AtomicBool::new(false),
+        proxy: GRef::alloc(),
+    });
+    m.proxy
+        .proxy_for
+        .store(Arc::as_ptr(&m).cast_mut(), Ordering::Release);
+    // Immortal, as Gs are: a stale proxy may point here after the thread
+    // ended (a few hundred bytes per thread ever started).
+    std::mem::forget(m.clone());
+    m
 }
 
 impl Sched {

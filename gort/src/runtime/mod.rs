@@ -27,6 +27,7 @@ pub(crate) mod note;
 pub(crate) mod p;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
+pub(crate) mod preempt;
 pub(crate) mod procs;
 pub(crate) mod rand;
 pub(crate) mod runq;
@@ -138,6 +139,7 @@ impl Builder {
         stack::overflow::install();
         membarrier::init();
         panic_hook::install();
+        preempt::install();
         Ok(Runtime {
             sched: Sched::new(procs, stack_size, max_threads),
             closed: false,

@@ -7,7 +7,7 @@
 //! steady state takes a G and a stack without a lock or a syscall.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 use super::group::Counts;
 
@@ -32,6 +32,16 @@ pub(crate) struct P {
     pub(crate) runq: RunQueue<super::g::G>,
     pub(crate) timers: Timers,
     pub(crate) status: AtomicU8,
+    /// Goroutines started on this P, not counting `runnext` hand-offs,
+    /// which inherit the time slice (Go's `schedtick`); sysmon watches it.
+    pub(crate) schedtick: AtomicU32,
+    /// sysmon saw one slice run 10 ms: the next `runnext` hand-off goes to
+    /// the back of the queue instead (rule 7: a ping-ponging pair shares
+    /// one slice).
+    pub(crate) slice_expired: AtomicBool,
+    /// sysmon asks the holder to give back deep pages of the stacks cached
+    /// here (see `spawn::scavenge`).
+    pub(crate) scavenge: AtomicBool,
     /// Goroutines spawned minus goroutines exited on this P, by group
     /// (see `group.rs`).
     pub(crate) counts: Counts,
@@ -41,11 +51,6 @@ pub(crate) struct P {
 /// State only the M holding the P touches.
 #[derive(Default)]
 pub(crate) struct Local {
-    /// Scheduling rounds (not counting `runnext` hand-offs); every 61st
-    /// looks at the global queue first, for fairness.
-    pub(crate) schedtick: u32,
-    /// Consecutive `runnext` hand-offs; see `m.rs`.
-    pub(crate) streak: u32,
     /// Finished goroutines with default-size stacks.
     pub(crate) gfree: Vec<GRef>,
     pub(crate) rng: u64,
@@ -66,6 +71,9 @@ impl P {
             runq: RunQueue::new(),
             timers: Timers::default(),
             status: AtomicU8::new(P_IDLE),
+            schedtick: AtomicU32::new(0),
+            slice_expired: AtomicBool::new(false),
+            scavenge: AtomicBool::new(false),
             counts: Counts::default(),
             local: UnsafeCell::new(Local {
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),

@@ -25,11 +25,6 @@ use super::sched::Sched;
 use super::timers;
 use crate::stack::overflow;
 
-/// `runnext` hand-offs in a row before the hand-off target goes to the back
-/// of the queue, so a ping-ponging pair cannot starve the rest of the queue
-/// (Go relies on sysmon's 10 ms time slice for this; a count costs no clock).
-const MAX_STREAK: u32 = 64;
-
 /// A goroutine struct's stack is checked for deep pages every this many
 /// exits (see `stack::Stack::trim`).
 const TRIM_EVERY: u8 = 8;
@@ -38,6 +33,13 @@ pub(crate) fn schedule(ctx: &MCtx) {
     while let Some((g, inherit)) = find_runnable(ctx) {
         if ctx.spinning.get() {
             reset_spinning(ctx);
+        }
+        if let Some(stopped) = super::preempt::proxy(g) {
+            // A stopped hog's stand-in: hand that M our P.
+            if let Some(m) = stopped {
+                hand_p(ctx, m);
+            }
+            continue;
         }
         let locked = g.locked_m.get();
         if !locked.is_null() && !std::ptr::eq(locked, Arc::as_ptr(&ctx.shared)) {
@@ -82,31 +84,39 @@ pub(crate) fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
         }
         // SAFETY: this M holds `p` (inside the scheduler's window).
         let local = unsafe { p.local() };
+        if p.scavenge.load(Ordering::Relaxed) {
+            p.scavenge.store(false, Ordering::Relaxed);
+            super::spawn::scavenge(&local.gfree);
+        }
 
         if sched.ntimers_hint.get() != u64::MAX || p.timers.len() > 0 {
             let now = timers::now();
             p.timers.run_due(now);
             sched.run_all_timers(now);
         }
-        if local.schedtick % 61 == 0 && sched.global_len() > 0 {
-            if let Some(g) = sched.global_get(p, 1) {
-                return Some((g, false));
+        // Every 61st slice: the global queue and the network first, even
+        // with local work (Go's fairness rule, DESIGN.md rule 7).
+        if p.schedtick.load(Ordering::Relaxed) % 61 == 0 {
+            if sched.global_len() > 0 {
+                if let Some(g) = sched.global_get(p, 1) {
+                    return Some((g, false));
+                }
+            }
+            if let Some(np) = sched.netpoll.get() {
+                if np.has_waiters() && !np.is_blocked() {
+                    np.poll_now();
+                }
             }
         }
         if let Some((gp, inherit)) = p.runq.get() {
             // SAFETY: run queues hold GRef pointers.
             let g = unsafe { GRef::from_ptr(gp) };
-            if inherit {
-                local.streak += 1;
-                if local.streak >= MAX_STREAK {
-                    local.streak = 0;
-                    if let Some(batch) = p.runq.put(gp, false) {
-                        sched.global_put_batch(batch);
-                    }
-                    continue;
+            if inherit && p.slice_expired.swap(false, Ordering::Relaxed) {
+                // The hand-off chain used up its slice: behind the others.
+                if let Some(batch) = p.runq.put(gp, false) {
+                    sched.global_put_batch(batch);
                 }
-            } else {
-                local.streak = 0;
+                continue;
             }
             return Some((g, inherit));
         }
@@ -220,9 +230,10 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
     let sched = &*ctx.sched;
     if !inherit {
         if let Some(p) = ctx.p() {
-            // SAFETY: this M holds `p`.
-            let local = unsafe { p.local() };
-            local.schedtick = local.schedtick.wrapping_add(1);
+            // A new time slice (a `runnext` hand-off inherits the current one).
+            let t = p.schedtick.load(Ordering::Relaxed);
+            p.schedtick.store(t.wrapping_add(1), Ordering::Relaxed);
+            p.slice_expired.store(false, Ordering::Relaxed);
         }
     }
     g.preempt.store(false, Ordering::Relaxed);
@@ -244,8 +255,8 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
         // Close the scheduler's window while the goroutine runs.
         ctx.shared.using.store(false, Ordering::Release);
         let result = coroutine.resume(());
-        ctx.reenter();
         ctx.set_status(S_SCHED);
+        ctx.reenter();
         overflow::set_current(std::ptr::null());
         g::set_current(None);
         match result {
@@ -340,6 +351,9 @@ pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
     g.exits.set(exits);
     if exits % TRIM_EVERY == 0 {
         stack.trim();
+        g.stack_dirty.set(false);
+    } else {
+        g.stack_dirty.set(true);
     }
     // SAFETY: as above.
     unsafe { *g.stack_mut() = Some(stack) };
@@ -365,5 +379,25 @@ pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
             }
         }
         ctx.exit.set(true);
+    }
+}
+
+/// Gives this M's P to the stopped M `m` whose stop it claimed (see
+/// `preempt.rs`); this M then looks for work without a P (and sleeps).
+fn hand_p(ctx: &MCtx, m: &super::m::MShared) {
+    let sched = &*ctx.sched;
+    match ctx.p().map(|p| p.id) {
+        Some(id) if ctx.release() => {
+            m.handoff(id, false);
+            m.note.wakeup();
+        }
+        _ => {
+            // No P to give after all (sysmon took ours): put the stop back
+            // as it was and let another M serve it.
+            m.stop_state
+                .store(super::preempt::STOP_STOPPED, Ordering::Release);
+            sched.global_put(m.proxy);
+            sched.wakep();
+        }
     }
 }

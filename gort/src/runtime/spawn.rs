@@ -242,3 +242,48 @@ fn next_goid(here: Option<&P>) -> u64 {
     local.goid_next += 1;
     local.goid_next - 1
 }
+
+/// Gives back the deep pages of cached stacks whose goroutines exited since
+/// they were last checked (Go's scavenger for stacks): a burst of deep
+/// goroutines must not keep its memory for as long as its Gs sit in the
+/// caches. The caller owns the Gs (it holds their P, or took them off the
+/// runtime's list).
+pub(crate) fn scavenge(gs: &[GRef]) {
+    for g in gs {
+        if g.stack_dirty.replace(false) {
+            // SAFETY: a cached G is owned by its list, which the caller holds.
+            if let Some(s) = unsafe { g.stack_mut() }.as_ref() {
+                s.trim();
+            }
+        }
+    }
+}
+
+impl Sched {
+    /// sysmon, about once a second: scavenges the runtime's list of cached
+    /// Gs and the caches of idle Ps, and asks the holders of busy Ps to
+    /// scavenge theirs at their next scheduling round.
+    pub(crate) fn scavenge_stacks(&self) {
+        let list = std::mem::take(&mut *self.gfree.lock());
+        scavenge(&list);
+        self.gfree.lock().extend(list);
+        for p in self.all_ps() {
+            p.scavenge.store(true, Ordering::Relaxed);
+        }
+        let n = self.inner.lock().idle_ps.len();
+        for _ in 0..n {
+            // Hold one idle P at a time (its cache is its holder's).
+            let Some(id) = self.pidleget(&mut self.inner.lock()) else {
+                break;
+            };
+            let p = self.p(id);
+            p.scavenge.store(false, Ordering::Relaxed);
+            // SAFETY: we hold P `id` (taken off the idle list above).
+            scavenge(&unsafe { p.local() }.gfree);
+            self.pidleput(&mut self.inner.lock(), id);
+            if self.global_len() > 0 || !p.runq.is_empty() {
+                self.wakep();
+            }
+        }
+    }
+}

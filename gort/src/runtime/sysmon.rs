@@ -8,12 +8,15 @@
 //!   inside `blocking` for more than 20 µs (unless there is nothing else to
 //!   run and someone is already looking for work, as Go's syscall retake),
 //!   and from an M whose goroutine has run for more than 10 ms without a
-//!   scheduling point. The hog's preempt flag is set (it yields at its next
-//!   scheduling point); its P, with the run queue on it, goes to another
-//!   thread (`Sched::handoffp`), so the others keep running while the hog
-//!   goes on, on its own thread. We do not preempt with signals. How the P
+//!   scheduling point (a hog: its thread is stopped by a signal until it
+//!   gets a P back, `preempt.rs`, so `procs` is a bound, rule 7). How the P
 //!   is taken from under a running thread safely is the window protocol in
-//!   `m.rs` (`MShared::take_p`).
+//!   `window.rs` (`MShared::take_p`);
+//! * ends time slices: a P whose `schedtick` has not moved for 10 ms (a
+//!   `runnext` ping-pong, a loop of short `blocking` calls) gets its
+//!   goroutine's preempt flag set and its next hand-off queued behind the
+//!   others (Go's `inheritTime` and `preemptone`);
+//! * queues the proxies of stopped hogs for a P (`preempt::tend`);
 //! * polls the netpoller if it has waiters and no one has polled for 10 ms
 //!   (every P busy running goroutines that never look for work);
 //! * starts a thread for timers that are overdue (every P busy, or the
@@ -23,7 +26,7 @@
 //! counts transitions: sysmon remembers the word and when it first saw it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -40,6 +43,8 @@ const BLOCKING_SLICE: u64 = 20_000;
 const RUN_SLICE: u64 = 10_000_000;
 /// The netpoller is polled by sysmon if no one has for this long.
 const POLL_EVERY: u64 = 10_000_000;
+/// Cached stacks are checked for deep pages this often (nanoseconds).
+const SCAVENGE_EVERY: u64 = 1_000_000_000;
 const MIN_DELAY_US: u64 = 20;
 const MAX_DELAY_US: u64 = 10_000;
 
@@ -57,6 +62,12 @@ pub(crate) struct Sysmon {
 impl Sysmon {
     /// A P left the idle list (scheduler lock held): wake a sleeping
     /// monitor, since a goroutine may now block or hog.
+    /// Wakes the monitor for an immediate round (a hog just stopped, see
+    /// `preempt.rs`): a futex wake, async-signal-safe.
+    pub(crate) fn kick(&self) {
+        self.note.wakeup();
+    }
+
     #[inline]
     pub(crate) fn p_busy(&self) {
         if self.sleeping.load(Ordering::Relaxed) {
@@ -107,7 +118,10 @@ fn run(sched: &Arc<Sched>) {
     let mut delay = MIN_DELAY_US;
     let mut idle = 0u32;
     let mut seen: HashMap<usize, (u64, u64)> = HashMap::new();
-    let mut cands: Vec<(Arc<MShared>, usize, bool)> = Vec::new();
+    let mut slices: Vec<(u32, u64)> = Vec::new();
+    let mut cands: Vec<(Arc<MShared>, usize, u64, bool)> = Vec::new();
+    let mut ms: Vec<Arc<MShared>> = Vec::new();
+    let mut last_scavenge = timers::now();
     loop {
         if idle == 0 {
             delay = MIN_DELAY_US;
@@ -115,8 +129,19 @@ fn run(sched: &Arc<Sched>) {
             delay = (delay * 2).min(MAX_DELAY_US);
         }
         sched.sysmon.note.sleep(Some(Duration::from_micros(delay)));
+        // A kick is for this round only (shutdown is seen by the flag).
+        sched.sysmon.note.clear();
         if sched.shutdown.load(Ordering::Acquire) {
             return;
+        }
+        if idle > 50 {
+            // Going quiet: the stacks of what just finished give back
+            // their deep pages first (no round runs while asleep).
+            let now = timers::now();
+            if now.saturating_sub(last_scavenge) >= SCAVENGE_EVERY / 10 {
+                last_scavenge = now;
+                sched.scavenge_stacks();
+            }
         }
         if idle > 50 && deep_sleep(sched) {
             idle = 0;
@@ -141,7 +166,16 @@ fn run(sched: &Arc<Sched>) {
         {
             sched.wakep();
         }
-        if retake(sched, now, &mut seen, &mut cands) > 0 {
+        if retake(sched, now, &mut seen, &mut slices, &mut cands) > 0 {
+            busy = true;
+        }
+        if now.saturating_sub(last_scavenge) >= SCAVENGE_EVERY {
+            last_scavenge = now;
+            sched.scavenge_stacks();
+        }
+        ms.clear();
+        ms.extend(sched.allm.lock().iter().cloned());
+        if super::preempt::tend(sched, &ms) {
             busy = true;
         }
         // Work queued with a P idle and no one looking: a thread start the
@@ -169,6 +203,18 @@ fn deep_sleep(sched: &Sched) -> bool {
             return false;
         }
         sched.sysmon.note.clear();
+        // A hog stopped in the preemption handler needs us to queue its
+        // proxy: it publishes its stop, then kicks; we cleared, then look
+        // (Dekker: either we see it, or its kick comes after the clear).
+        fence(Ordering::SeqCst);
+        if sched
+            .allm
+            .lock()
+            .iter()
+            .any(|m| m.stop_state.load(Ordering::SeqCst) != 0)
+        {
+            return false;
+        }
         sched.sysmon.sleeping.store(true, Ordering::Relaxed);
     }
     sched.sysmon.note.sleep(Some(DEEP_SLEEP));
@@ -181,11 +227,23 @@ fn deep_sleep(sched: &Sched) -> bool {
 }
 
 /// Takes Ps from Ms that kept them too long; returns how many.
+///
+/// Two clocks: an M's status word (unchanged: the same run of the same
+/// goroutine, or the same `blocking` call) and a P's `schedtick`
+/// (unchanged: the same time slice, which `runnext` hand-offs and short
+/// `blocking` calls inherit). A slice older than 10 ms is ended: the
+/// running goroutine's preempt flag is set (it yields at its next
+/// scheduling point, the end of a `blocking` call included) and the next
+/// `runnext` hand-off on that P goes to the back of the queue. A single
+/// run older than 10 ms is a hog: its P is taken and handed on, and its
+/// thread is stopped until it gets one back (`preempt.rs`), so at most
+/// `procs` threads execute goroutines.
 fn retake(
     sched: &Sched,
     now: u64,
     seen: &mut HashMap<usize, (u64, u64)>,
-    cands: &mut Vec<(Arc<MShared>, usize, bool)>,
+    slices: &mut Vec<(u32, u64)>,
+    cands: &mut Vec<(Arc<MShared>, usize, u64, bool)>,
 ) -> usize {
     {
         let allm = sched.allm.lock();
@@ -196,16 +254,52 @@ fn retake(
             let p = m.p.load(Ordering::SeqCst);
             let st = m.status.load(Ordering::Acquire);
             let e = seen.entry(m.id).or_insert((st, now));
-            if e.0 != st {
+            let same_run = e.0 == st;
+            if !same_run {
                 *e = (st, now);
-                continue;
-            }
-            if p == NO_P {
-                continue;
             }
             let held = now.saturating_sub(e.1);
+            if p == NO_P {
+                // A hog whose stop gave up (or was declined) runs on without
+                // a P: ask again.
+                if same_run
+                    && st & 3 == S_G
+                    && held >= RUN_SLICE
+                    && m.stop_req.load(Ordering::Relaxed) == 0
+                    && m.stop_state.load(Ordering::Relaxed) == 0
+                {
+                    super::preempt::request_stop(m, st);
+                }
+                continue;
+            }
             match st & 3 {
-                S_G if held >= RUN_SLICE => cands.push((m.clone(), p, true)),
+                S_G | S_BLOCKING => {
+                    if slices.len() <= p {
+                        slices.resize(p + 1, (u32::MAX, now));
+                    }
+                    let tick = sched.p(p).schedtick.load(Ordering::Relaxed);
+                    let s = &mut slices[p];
+                    if s.0 != tick {
+                        *s = (tick, now);
+                    } else if now.saturating_sub(s.1) >= RUN_SLICE {
+                        // The slice is over; flag it once and start anew.
+                        s.1 = now;
+                        sched.p(p).slice_expired.store(true, Ordering::Relaxed);
+                        let g = m.curg.load(Ordering::Relaxed);
+                        if !g.is_null() {
+                            // SAFETY: Gs are immortal (g.rs); a stale flag on a
+                            // G that moved on costs it one extra yield.
+                            unsafe { &*g }.preempt.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if !same_run {
+                continue;
+            }
+            match st & 3 {
+                S_G if held >= RUN_SLICE => cands.push((m.clone(), p, st, true)),
                 S_BLOCKING if held >= BLOCKING_SLICE => {
                     let nothing_else = sched.p(p).runq.is_empty()
                         && sched.global_len() == 0
@@ -215,23 +309,25 @@ fn retake(
                     if nothing_else && held < RUN_SLICE {
                         continue;
                     }
-                    cands.push((m.clone(), p, false));
+                    cands.push((m.clone(), p, st, false));
                 }
                 _ => {}
             }
         }
     }
     let mut n = 0;
-    for (m, p, hog) in cands.drain(..) {
+    for (m, p, st, hog) in cands.drain(..) {
         if hog {
             let g = m.curg.load(Ordering::Relaxed);
             if !g.is_null() {
-                // SAFETY: Gs are immortal (g.rs); a stale flag on a G that
-                // moved on costs it one extra yield.
+                // SAFETY: as above.
                 unsafe { &*g }.preempt.store(true, Ordering::Relaxed);
             }
         }
         if m.take_p(p) {
+            if hog {
+                super::preempt::request_stop(&m, st);
+            }
             sched.handoffs.fetch_add(1, Ordering::Relaxed);
             sched.handoffp(p);
             n += 1;

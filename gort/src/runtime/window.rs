@@ -44,12 +44,17 @@ impl MCtx {
     /// Opens the scheduler's window after a goroutine ran: false if
     /// sysmon took the P meanwhile.
     pub(crate) fn reenter(&self) -> bool {
-        let id = self.p.get();
-        if id == NO_P {
-            return false; // lost while the goroutine ran (and it noticed)
-        }
+        // Open the window before reading our view of the P: a stop for a
+        // hog (`preempt.rs`) may replace that view until the window is
+        // open, never after.
         self.shared.using.store(true, Ordering::Relaxed);
         membarrier::light();
+        let id = self.p.get();
+        if id == NO_P {
+            // Lost while the goroutine ran (and it noticed).
+            self.shared.using.store(false, Ordering::Release);
+            return false;
+        }
         if self.shared.p.load(Ordering::Relaxed) != id {
             self.lost();
             return false;
@@ -102,23 +107,35 @@ pub(crate) fn current_p(sched: &Sched) -> Option<PWindow> {
     if !std::ptr::eq(Arc::as_ptr(&m.sched), sched) {
         return None;
     }
-    let id = m.p.get();
-    if id == NO_P {
-        return None;
-    }
-    // SAFETY: Ps live as long as their Sched, which outlives its Ms.
-    let p = unsafe { &*(m.sched.p(id) as *const P) };
     let sh = &*m.shared;
     if sh.using.load(Ordering::Relaxed) {
         // The scheduler loop's own window (timers, netpoll readiness).
+        let id = m.p.get();
+        if id == NO_P {
+            return None;
+        }
+        // SAFETY: Ps live as long as their Sched, which outlives its Ms.
+        let p = unsafe { &*(m.sched.p(id) as *const P) };
         return Some(PWindow { p, using: None });
+    }
+    if m.p.get() == NO_P {
+        return None;
     }
     sh.using.store(true, Ordering::Relaxed);
     membarrier::light();
+    // Read our view of the P only inside the window: until it opened, a
+    // stop for a hog (`preempt.rs`) may have replaced it.
+    let id = m.p.get();
+    if id == NO_P {
+        sh.using.store(false, Ordering::Release);
+        return None;
+    }
     if sh.p.load(Ordering::Relaxed) != id {
         m.lost();
         return None;
     }
+    // SAFETY: Ps live as long as their Sched, which outlives its Ms.
+    let p = unsafe { &*(m.sched.p(id) as *const P) };
     Some(PWindow {
         p,
         using: Some(&sh.using),
