@@ -77,9 +77,10 @@ impl Sysmon {
     }
 }
 
-/// How long an idle monitor sleeps before looking anyway (Go's sysmon
-/// wakes for the forced GC every 2 minutes; we have nothing periodic).
-const DEEP_SLEEP: Duration = Duration::from_secs(60);
+/// How long an idle monitor sleeps before one round anyway: the stack
+/// scavenger's (cached stacks give back deep pages within about this long,
+/// whether or not they are reused).
+const DEEP_SLEEP: Duration = Duration::from_secs(1);
 
 /// Starts `sched`'s monitor if it is not running yet.
 pub(crate) fn start(sched: &Sched) {
@@ -144,7 +145,11 @@ fn run(sched: &Arc<Sched>) {
             }
         }
         if idle > 50 && deep_sleep(sched) {
-            idle = 0;
+            // Woken by a P going busy: watch closely again. A timed-out
+            // deep sleep runs one round (the scavenger's) and sleeps on.
+            if !sched.sysmon.sleeping.swap(false, Ordering::Relaxed) {
+                idle = 0;
+            }
             if sched.shutdown.load(Ordering::Acquire) {
                 return;
             }
@@ -219,7 +224,6 @@ fn deep_sleep(sched: &Sched) -> bool {
     }
     sched.sysmon.note.sleep(Some(DEEP_SLEEP));
     let _inner = sched.inner.lock();
-    sched.sysmon.sleeping.store(false, Ordering::Relaxed);
     // Shutdown stores its flag before it wakes us, and the caller looks
     // at the flag after this clear.
     sched.sysmon.note.clear();
