@@ -175,7 +175,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: PREV was written once by `install` before the handler could
     // run, and only read since.
-    let prev = unsafe { (*(&raw const PREV)).assume_init_ref() };
+    let prev = unsafe { &*(&raw const PREV).cast::<libc::sigaction>() };
     let h = prev.sa_sigaction;
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         return; // SIGURG's default is to ignore it
