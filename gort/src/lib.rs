@@ -59,12 +59,29 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod time;
 
+// Under loom: the run queue, the channels, the `sync` primitives that
+// hand off through wait queues, and the poll descriptor, over the loom
+// shims (`loom.rs`) and the loom-friendly waiter (`runtime/park_loom.rs`).
 #[cfg(loom)]
+#[allow(dead_code)]
 mod runtime {
+    pub(crate) mod claim;
+    pub(crate) mod futex;
+    pub(crate) mod lock;
+    #[path = "park_loom.rs"]
+    pub(crate) mod park;
+    pub(crate) mod rand;
     pub(crate) mod runq;
+    pub(crate) use park::g;
 }
 #[cfg(loom)]
+#[allow(dead_code, unused_imports)]
+mod chan;
+#[cfg(all(loom, test))]
 mod loom_models;
+#[cfg(loom)]
+#[allow(dead_code, unused_imports)]
+mod sync;
 
 #[cfg(not(loom))]
 pub use go::{go, Builder, GoId, JoinHandle, CANCELLED};

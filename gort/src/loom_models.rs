@@ -326,15 +326,6 @@ mod packet {
     }
 }
 
-/// The `sync` hand-off models (their file lives with the primitives).
-#[path = "sync/models.rs"]
-mod sync_models;
-
-/// The channel models: the claim protocol, rendezvous and array hand-offs,
-/// and the WaitGroup (their file lives next to this one).
-#[path = "chan_models.rs"]
-mod chan_models;
-
 /// The poll descriptor and P window models (their file lives with the
 /// netpoller).
 #[path = "runtime/netpoll_models.rs"]

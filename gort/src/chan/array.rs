@@ -18,11 +18,13 @@
 //! sender (a wake-up is never consumed without its slot being used). The ring's SeqCst `head`/`tail`
 //! updates pair with the wait queues' SeqCst hints (no lost wake-up).
 
-use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{self, AtomicUsize, Ordering};
 
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::CachePadded;
+
+use crate::loom::atomic::{self, AtomicUsize, Ordering};
+use crate::loom::cell::UnsafeCell;
+use crate::loom::Backoff;
 
 use super::error::{TryRecvError, TrySendError};
 use super::waker::{Cx, WaitLock, Waiters};
@@ -62,7 +64,7 @@ impl<T> Channel<T> {
                 msg: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
-        Channel {
+        let c = Channel {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
             buffer,
@@ -70,7 +72,14 @@ impl<T> Channel<T> {
             mark_bit,
             one_lap,
             wait: WaitLock::new(true),
+        };
+        #[cfg(loom)]
+        {
+            // The initial values as SeqCst stores (see `WaitLock::new`).
+            c.head.store(0, Ordering::SeqCst);
+            c.tail.store(0, Ordering::SeqCst);
         }
+        c
     }
 
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
@@ -79,7 +88,7 @@ impl<T> Channel<T> {
             if let Some(e) = w.receivers.claim_transfer(std::ptr::null()) {
                 // A parked sender may have been woken for the ring slot we
                 // are not using: pass the wake-up on, or it is lost.
-                if !w.senders.is_empty() {
+                if !w.senders.is_empty() && !crate::loom::mutant("array_no_pass_on") {
                     w.senders.notify_one(std::ptr::null());
                 }
                 drop(w);
@@ -133,7 +142,7 @@ impl<T> Channel<T> {
                     Ok(_) => {
                         // SAFETY: winning the CAS reserved this slot for us;
                         // its stamp keeps readers out until we publish.
-                        unsafe { slot.msg.get().write(MaybeUninit::new(v)) };
+                        unsafe { slot.msg.with_mut(|p| p.write(MaybeUninit::new(v))) };
                         slot.stamp.store(tail + 1, Ordering::Release);
                         return Ok(());
                     }
@@ -181,7 +190,7 @@ impl<T> Channel<T> {
                     Ok(_) => {
                         // SAFETY: winning the CAS reserved this slot, whose
                         // stamp says a writer published a value in it.
-                        let v = unsafe { slot.msg.get().read().assume_init() };
+                        let v = unsafe { slot.msg.with(|p| p.read().assume_init()) };
                         slot.stamp
                             .store(head.wrapping_add(self.one_lap), Ordering::Release);
                         return Ok(v);
@@ -282,7 +291,7 @@ impl<T> Channel<T> {
 impl<T> Drop for Channel<T> {
     fn drop(&mut self) {
         let n = self.len();
-        let head = *self.head.get_mut();
+        let head = self.head.load(Ordering::Relaxed);
         let hix = head & (self.mark_bit - 1);
         for i in 0..n {
             let index = if hix + i < self.cap {
@@ -292,7 +301,7 @@ impl<T> Drop for Channel<T> {
             };
             // SAFETY: `&mut self`: no other access; the `n` slots from the
             // head hold initialised values that were never read.
-            unsafe { (*self.buffer[index].msg.get()).assume_init_drop() };
+            unsafe { self.buffer[index].msg.with_mut(|p| (*p).assume_init_drop()) };
         }
     }
 }

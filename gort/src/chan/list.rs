@@ -5,8 +5,8 @@
 //! "pushed, is a receiver waiting?" and a registering receiver's "I am
 //! waiting, is the queue empty?" form a Dekker pair (see `waker.rs`).
 
+use crate::loom::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::error::{TryRecvError, TrySendError};
 use super::waker::{Cx, WaitLock, Waiters};
@@ -24,13 +24,19 @@ pub(crate) struct Channel<T> {
 
 impl<T> Channel<T> {
     pub(crate) fn new() -> Self {
-        Channel {
+        let c = Channel {
             wait: WaitLock::new(true),
             queue: Lock::new(VecDeque::new()),
             len: AtomicUsize::new(0),
             ops: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+        };
+        #[cfg(loom)]
+        {
+            // The initial value as a SeqCst store (see `WaitLock::new`).
+            c.len.store(0, Ordering::SeqCst);
         }
+        c
     }
 
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {

@@ -35,9 +35,11 @@ mod waker;
 mod zero;
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::loom::atomic::{AtomicUsize, Ordering};
+use crate::loom::time::Instant;
 
 pub use error::{
     RecvError, RecvTimeoutError, SelectTimeoutError, SendError, SendTimeoutError, TryRecvError,
@@ -855,3 +857,6 @@ pub mod __private {
         super::select::run(cases, wait, reason, false)
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_models;

@@ -26,13 +26,14 @@
 //! which unregisters its entries before its frame goes away.
 
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smallvec::SmallVec;
 
 use super::error::{RecvError, SelectTimeoutError, SendError, TrySelectError};
 use super::waker::{self, Cx, Entry, WaitLock, Waiters};
 use super::{Receiver, Sender};
+use crate::loom::time::Instant;
 use crate::runtime::g::WaitReason;
 use crate::runtime::{park, rand};
 
@@ -225,7 +226,7 @@ pub(crate) fn run(
         };
         // 3. Register and park.
         let mut locks: Locks<'_> = cases.iter().filter_map(|c| c.handle.wait_lock()).collect();
-        locks.sort_by_key(|l| *l as *const WaitLock);
+        locks.sort_by_key(|l| l.order());
         locks.dedup_by(|a, b| std::ptr::eq(*a, *b));
         let parking = park::prepare();
         let cx = Cx::new();
@@ -334,8 +335,10 @@ fn run_one(
             slot: case.slot,
         };
         case.enqueue(&mut g, e);
-        g.publish();
-        if case.handle.ready(&g, case.send, me) {
+        if !crate::loom::mutant("select_publish_late") {
+            g.publish();
+        }
+        if !crate::loom::mutant("select_skip_recheck") && case.handle.ready(&g, case.send, me) {
             g.remove(me);
             drop(g);
             continue;

@@ -24,8 +24,8 @@
 //! value then sees the flag, or the registering receiver's re-check (done
 //! before it parks) sees the value.
 
+use crate::loom::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::runtime::lock::{Lock, LockGuard};
 use crate::runtime::park::Waiter;
@@ -243,6 +243,10 @@ pub(crate) struct WaitLock {
     /// Whether the flavour reads the hints (the rendezvous flavour does
     /// everything under the lock and skips their upkeep).
     hints: bool,
+    /// Under loom, the lock order (addresses differ between executions,
+    /// and loom needs every execution to replay the same choices).
+    #[cfg(loom)]
+    id: usize,
 }
 
 /// Held [`WaitLock`]: updates the hints when released.
@@ -254,13 +258,28 @@ pub(crate) struct WaitGuard<'a> {
 impl WaitLock {
     /// Wait queues; `hints`: keep the lock-free "anyone waiting" hints.
     pub(crate) fn new(hints: bool) -> WaitLock {
-        WaitLock {
+        let wl = WaitLock {
             lock: Lock::new(Waiters::default()),
             senders_waiting: AtomicBool::new(false),
             receivers_waiting: AtomicBool::new(false),
             version: AtomicU64::new(0),
             hints,
+            #[cfg(loom)]
+            id: crate::loom::next_id(),
+        };
+        #[cfg(loom)]
+        {
+            // loom regards an atomic's initial value as a Release store,
+            // which a later SeqCst load may still read after another
+            // thread's SeqCst store (loom README, "Unsupported features").
+            // In C11 it cannot (the initial value happens-before the first
+            // SeqCst store, which precedes the load in S): storing it once
+            // more with SeqCst, before other threads start, removes loom's
+            // false alarm and adds nothing the real code lacks.
+            wl.senders_waiting.store(false, Ordering::SeqCst);
+            wl.receivers_waiting.store(false, Ordering::SeqCst);
         }
+        wl
     }
 
     pub(crate) fn lock(&self) -> WaitGuard<'_> {
@@ -268,6 +287,16 @@ impl WaitLock {
             owner: self,
             guard: self.lock.lock(),
         }
+    }
+
+    /// Where this lock comes in the order a select takes several in: its
+    /// address (a fixed creation order under loom).
+    #[inline]
+    pub(crate) fn order(&self) -> usize {
+        #[cfg(loom)]
+        return self.id;
+        #[cfg(not(loom))]
+        return self as *const WaitLock as usize;
     }
 
     /// The published change count (see the field).

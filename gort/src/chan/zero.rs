@@ -7,8 +7,8 @@
 //! the slot, waking into the waker's `runnext`) happens after the lock is
 //! released, under the claim (see `waker.rs`).
 
+use crate::loom::atomic::{AtomicBool, Ordering};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::error::{TryRecvError, TrySendError};
 use super::waker::{Cx, WaitLock, Waiters};

@@ -2,14 +2,21 @@
 //!
 //! Idle machines (`m`), plain threads blocked on a gort primitive
 //! (`park`) and the runtime's internal `lock` all sleep here, never on a std
-//! `Mutex`/`Condvar` (DESIGN.md rule 2).
+//! `Mutex`/`Condvar` (DESIGN.md rule 2). Under `cfg(loom)` the futex is
+//! `crate::loom::futex`, an emulation on loom's atomics.
 
+#[cfg(loom)]
+pub(crate) use crate::loom::futex::{wait, wake};
+
+#[cfg(not(loom))]
 use std::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on wake-up,
 /// on timeout, on a signal, or at once if the word already differs; callers
 /// re-check their condition in a loop.
+#[cfg(not(loom))]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts;
     let ts_ptr = match timeout {
@@ -36,6 +43,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 }
 
 /// Wakes up to `n` threads sleeping in [`wait`] on `word`.
+#[cfg(not(loom))]
 pub(crate) fn wake(word: &AtomicU32, n: i32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key; it never dereferences
     // memory we do not own.

@@ -4,10 +4,16 @@
 //! on the global queue, take an idle P, append a waiter), so the lock spins
 //! briefly and then sleeps on a futex. Three states, after Drepper's
 //! "Futexes are tricky": 0 unlocked, 1 locked, 2 locked with sleepers.
+//!
+//! Compiled under `cfg(loom)` too (the state word is a loom atomic, the
+//! futex loom's emulation): the channel and `sync` models run it for real.
+//! The data stays a std cell (a guard derefs to it); models that check
+//! exclusion put a loom cell inside.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::loom::atomic::{AtomicU32, Ordering};
 
 use super::futex;
 
@@ -44,11 +50,27 @@ pub(crate) struct LockGuard<'a, T> {
     lock: &'a Lock<T>,
 }
 
+/// Spins before sleeping (one under loom: each spin is one more
+/// interleaving to explore, and the futex path is the one to check).
+const SPINS: u32 = if cfg!(loom) { 1 } else { 100 };
+
+/// Counts the gort locks this thread holds, so the preemption handler
+/// never stops a thread holding one (`preempt.rs`); nothing under loom.
+#[inline]
+fn held(d: i32) {
+    #[cfg(not(loom))]
+    super::preempt::locks_add(d);
+    #[cfg(loom)]
+    let _ = d;
+}
+
 impl<T> Lock<T> {
-    pub(crate) const fn new(data: T) -> Self {
-        Lock {
-            state: AtomicU32::new(UNLOCKED),
-            data: UnsafeCell::new(data),
+    crate::maybe_const_fn! {
+        pub(crate) fn new(data: T) -> Self {
+            Lock {
+                state: AtomicU32::new(UNLOCKED),
+                data: UnsafeCell::new(data),
+            }
         }
     }
 
@@ -61,7 +83,7 @@ impl<T> Lock<T> {
         {
             self.lock_slow();
         }
-        super::preempt::locks_add(1);
+        held(1);
         LockGuard { lock: self }
     }
 
@@ -72,14 +94,14 @@ impl<T> Lock<T> {
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .ok()
             .map(|_| {
-                super::preempt::locks_add(1);
+                held(1);
                 LockGuard { lock: self }
             })
     }
 
     #[cold]
     fn lock_slow(&self) {
-        for _ in 0..100 {
+        for _ in 0..SPINS {
             std::hint::spin_loop();
             if self.state.load(Ordering::Relaxed) == UNLOCKED
                 && self
@@ -103,7 +125,7 @@ impl<T> Drop for LockGuard<'_, T> {
         if self.lock.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex::wake(&self.lock.state, 1);
         }
-        super::preempt::locks_add(-1);
+        held(-1);
     }
 }
 
@@ -123,7 +145,7 @@ impl<T> DerefMut for LockGuard<'_, T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

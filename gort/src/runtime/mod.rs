@@ -14,6 +14,7 @@
 //! this module touches run queues, threads or stacks.
 
 pub(crate) mod blocking;
+pub(crate) mod claim;
 pub(crate) mod futex;
 pub(crate) mod g;
 pub(crate) mod group;

@@ -2,9 +2,11 @@
 //! protocol (`netpoll.rs`, `m.rs`).
 //!
 //! Included from `loom_models.rs`; run with `RUSTFLAGS="--cfg loom" cargo
-//! test -p gort --lib --release --target-dir target/loom loom`. As the
-//! channel models, these restate the algorithms over loom's primitives,
-//! reusing the goroutine/waiter stand-ins of `chan_models.rs`.
+//! test -p gort --lib --release --target-dir target/loom loom`. These still
+//! restate the descriptor and window logic (a follow-up factors the poll
+//! descriptor out of `netpoll.rs` so the model runs it), but wait through
+//! the real loom-friendly waiter (`park_loom.rs` over `claim.rs`'s
+//! `ThreadParker`).
 //!
 //! * `netpoll_*`: a goroutine that got `EAGAIN` waits on a descriptor
 //!   (`Registration::wait`: lock; consume `ready` or record the waiter and
@@ -36,7 +38,8 @@ use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use super::chan_models::{prepare, Waiter, G};
+use crate::runtime::g::WaitReason;
+use crate::runtime::park::{prepare, Waiter};
 
 #[derive(Default)]
 struct Desc {
@@ -46,15 +49,15 @@ struct Desc {
 
 /// `Registration::wait` with the `Unregister` clean-up; true if it
 /// consumed readiness, false if the deadline (the timer) ended it.
-fn wait(g: &Arc<G>, desc: &Arc<Mutex<Desc>>, timer: Option<&Mutex<Option<Waiter>>>) -> bool {
+fn wait(desc: &Arc<Mutex<Desc>>, timer: Option<&Mutex<Option<Waiter>>>) -> bool {
     loop {
         let mut st = desc.lock().unwrap();
         if st.ready {
             st.ready = false;
             return true;
         }
-        let w = prepare(g);
-        let gen = w.gen;
+        let parking = prepare();
+        let w = parking.waiter().clone();
         st.waiter = Some(w.clone());
         if let Some(t) = timer {
             // `Parking::park` adds the deadline timer in the after step;
@@ -62,12 +65,9 @@ fn wait(g: &Arc<G>, desc: &Arc<Mutex<Desc>>, timer: Option<&Mutex<Option<Waiter>
             // before WAITING).
             *t.lock().unwrap() = Some(w.clone());
         }
-        g.park_prepared(w, move |_| {
-            drop(st);
-            true
-        });
+        parking.park(WaitReason::IoWait, None, move || drop(st));
         let mut st = desc.lock().unwrap();
-        if st.waiter.as_ref().is_some_and(|x| x.gen == gen) {
+        if st.waiter.as_ref().is_some_and(|x| x.same(&w)) {
             // Not taken by the poller: the timer woke us.
             st.waiter = None;
             drop(st);
@@ -96,8 +96,7 @@ fn netpoll_edge_vs_wait() {
         let desc = Arc::new(Mutex::new(Desc::default()));
         let d2 = desc.clone();
         let poller = thread::spawn(move || notify(&d2));
-        let g = G::current();
-        assert!(wait(&g, &desc, None));
+        assert!(wait(&desc, None));
         poller.join().unwrap();
         let st = desc.lock().unwrap();
         assert!(st.waiter.is_none());
@@ -124,8 +123,7 @@ fn netpoll_edge_vs_deadline() {
                 }
             }
         });
-        let g = G::current();
-        let consumed = wait(&g, &desc, Some(&timer));
+        let consumed = wait(&desc, Some(&timer));
         poller.join().unwrap();
         fire.join().unwrap();
         let st = desc.lock().unwrap();

@@ -20,11 +20,10 @@
 //! so a stale waiter wakes nothing.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::futex;
 use super::g::{self, pack, GRef, Switch, WaitReason, CLAIMED, RUNNABLE, WAITING};
 
 /// A parked goroutine or thread, as recorded in a wait list (or a timer).
@@ -88,7 +87,7 @@ impl Waiter {
     pub(crate) fn is_stale(&self) -> bool {
         match self {
             Waiter::G { g, gen } => g.state.load(Ordering::Relaxed) != g::pack(*gen, g::WAITING),
-            Waiter::Thread { parker, gen } => parker.state.load(Ordering::Relaxed) != gen << 2,
+            Waiter::Thread { parker, gen } => parker.is_stale(*gen),
         }
     }
 
@@ -333,95 +332,7 @@ thread_local! {
     static THREAD_PARKER: Arc<ThreadParker> = Arc::new(ThreadParker::default());
 }
 
-/// A plain thread's side of [`Waiter`]: a futex word packing the park
-/// generation (bits 2..) with WAITING (0), CLAIMED (1) or WOKEN (2).
-#[derive(Debug, Default)]
-pub(crate) struct ThreadParker {
-    state: AtomicU32,
-}
-
-const T_CLAIMED: u32 = 1;
-const T_WOKEN: u32 = 2;
-
-impl ThreadParker {
-    /// Starts a new park; only the owning thread calls this.
-    fn prepare(&self) -> u32 {
-        let gen = (self.state.load(Ordering::Relaxed) >> 2).wrapping_add(1) & (u32::MAX >> 2);
-        self.state.store(gen << 2, Ordering::SeqCst);
-        gen
-    }
-
-    /// Sleeps until woken for `gen`, or until `deadline`; true if woken.
-    fn wait(&self, gen: u32, deadline: Option<Instant>) -> bool {
-        let waiting = gen << 2;
-        loop {
-            let s = self.state.load(Ordering::Acquire);
-            if s == waiting | T_WOKEN {
-                return true;
-            }
-            let timeout = match deadline {
-                // Claimed: the claimer is about to wake us; wait for it.
-                Some(_) if s != waiting => None,
-                Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(d) if !d.is_zero() => Some(d),
-                    _ => {
-                        // Time is up: claim ourselves so a late waker's
-                        // claim fails; if one got there first, it wakes us.
-                        if self
-                            .state
-                            .compare_exchange(
-                                waiting,
-                                waiting | T_CLAIMED,
-                                Ordering::AcqRel,
-                                Ordering::Acquire,
-                            )
-                            .is_ok()
-                        {
-                            return false;
-                        }
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            futex::wait(&self.state, s, timeout);
-        }
-    }
-
-    fn claim(&self, gen: u32) -> bool {
-        self.state
-            .compare_exchange(
-                gen << 2,
-                (gen << 2) | T_CLAIMED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    }
-
-    fn wake_claimed(&self, gen: u32) {
-        self.state.store((gen << 2) | T_WOKEN, Ordering::Release);
-        futex::wake(&self.state, 1);
-    }
-
-    fn wake(&self, gen: u32) -> bool {
-        if self
-            .state
-            .compare_exchange(
-                gen << 2,
-                (gen << 2) | T_WOKEN,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            futex::wake(&self.state, 1);
-            true
-        } else {
-            false
-        }
-    }
-}
+pub(crate) use super::claim::ThreadParker;
 
 // ---- ready: making a parked goroutine runnable (Go's goready) -----------
 

@@ -7,20 +7,28 @@
 //! these primitives also connect goroutines with ordinary threads. Locks do
 //! not poison: a panic while holding one simply unlocks it.
 
+// Under `cfg(loom)` only the modelled primitives compile (see
+// `loom_models.rs`).
+#[cfg(not(loom))]
 mod condvar;
 mod mutex;
+#[cfg(not(loom))]
 mod once;
+#[cfg(not(loom))]
 mod rwlock;
 mod semaphore;
 mod wait;
 mod waitgroup;
 
-// The loom models of the hand-offs are in `models.rs`; this module is not
-// compiled under `cfg(loom)`, so `loom_models.rs` includes that file.
-
+#[cfg(not(loom))]
 pub use condvar::Condvar;
 pub use mutex::{Mutex, MutexGuard};
+#[cfg(not(loom))]
 pub use once::Once;
+#[cfg(not(loom))]
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use waitgroup::WaitGroup;
+
+#[cfg(all(test, loom))]
+mod loom_models;

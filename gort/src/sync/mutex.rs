@@ -37,10 +37,11 @@ use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::wait::{self, Entry, Slot};
+use crate::loom::atomic::{AtomicU32, AtomicUsize, Ordering};
+use crate::loom::time::Instant;
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::Lock;
 use crate::runtime::park::{self, Waiter};
@@ -67,10 +68,12 @@ pub(crate) struct RawMutex {
 }
 
 impl RawMutex {
-    pub(crate) const fn new() -> RawMutex {
-        RawMutex {
-            state: AtomicU32::new(0),
-            queue: Lock::new(VecDeque::new()),
+    crate::maybe_const_fn! {
+        pub(crate) fn new() -> RawMutex {
+            RawMutex {
+                state: AtomicU32::new(0),
+                queue: Lock::new(VecDeque::new()),
+            }
         }
     }
 
@@ -83,6 +86,12 @@ impl RawMutex {
         {
             self.lock_slow();
         }
+    }
+
+    /// The state word (loom models check it).
+    #[cfg(loom)]
+    pub(crate) fn state(&self) -> u32 {
+        self.state.load(Ordering::SeqCst)
     }
 
     #[inline]
@@ -170,7 +179,7 @@ impl RawMutex {
             let mut q = self.queue.lock();
             old = self.state.load(Ordering::Relaxed);
             let registered = loop {
-                if old & LOCKED == 0 {
+                if old & LOCKED == 0 && !crate::loom::mutant("mutex_queue_while_free") {
                     break false;
                 }
                 let mut new = old + ONE_WAITER;
@@ -298,6 +307,9 @@ impl RawMutex {
         let mut q = self.queue.lock();
         while let Some(e) = q.pop_front() {
             self.state.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            if crate::loom::mutant("mutex_hand_off_unlocks") {
+                self.state.fetch_and(!LOCKED, Ordering::Release);
+            }
             if let Some(c) = e.claim(SLOT_HANDED) {
                 drop(q);
                 c.wake();
@@ -356,6 +368,15 @@ impl Drop for Registration<'_> {
 /// Whether a contender should spin (Go's `runtime_canSpin`): only a few
 /// times, and only on a multicore machine, where the holder may be running.
 #[inline]
+#[cfg(loom)]
+fn can_spin(iter: usize) -> bool {
+    // One round: a spinner's WOKEN is part of the protocol; more rounds
+    // only multiply the interleavings.
+    iter < 1
+}
+
+#[inline]
+#[cfg(not(loom))]
 fn can_spin(iter: usize) -> bool {
     static CPUS: AtomicUsize = AtomicUsize::new(0);
     if iter >= 4 {
@@ -438,17 +459,19 @@ pub struct MutexGuard<'a, T: ?Sized> {
 unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
-    /// A new unlocked mutex holding `value`.
-    ///
-    /// ```
-    /// static M: gort::sync::Mutex<u32> = gort::sync::Mutex::new(0);
-    /// *M.lock() += 1;
-    /// assert_eq!(*M.lock(), 1);
-    /// ```
-    pub const fn new(value: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    crate::maybe_const_fn! {
+        /// A new unlocked mutex holding `value`.
+        ///
+        /// ```
+        /// static M: gort::sync::Mutex<u32> = gort::sync::Mutex::new(0);
+        /// *M.lock() += 1;
+        /// assert_eq!(*M.lock(), 1);
+        /// ```
+        pub fn new(value: T) -> Mutex<T> {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -572,7 +595,7 @@ impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -22,9 +22,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::wait::{self, Claimed, Entry, Slot};
+use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::{Lock, LockGuard};
 use crate::runtime::park::{self, Waiter};
@@ -94,20 +94,22 @@ impl Semaphore {
     /// The most permits a semaphore can hold.
     pub const MAX_PERMITS: usize = usize::MAX >> 1;
 
-    /// A semaphore with `permits` permits available.
-    ///
-    /// # Panics
-    /// If `permits` exceeds [`MAX_PERMITS`](Self::MAX_PERMITS).
-    ///
-    /// ```
-    /// static S: gort::sync::Semaphore = gort::sync::Semaphore::new(1);
-    /// assert_eq!(S.available_permits(), 1);
-    /// ```
-    pub const fn new(permits: usize) -> Semaphore {
-        assert!(permits <= Self::MAX_PERMITS, "semaphore: too many permits");
-        Semaphore {
-            state: AtomicUsize::new(permits * ONE),
-            queue: Lock::new(VecDeque::new()),
+    crate::maybe_const_fn! {
+        /// A semaphore with `permits` permits available.
+        ///
+        /// # Panics
+        /// If `permits` exceeds [`MAX_PERMITS`](Self::MAX_PERMITS).
+        ///
+        /// ```
+        /// static S: gort::sync::Semaphore = gort::sync::Semaphore::new(1);
+        /// assert_eq!(S.available_permits(), 1);
+        /// ```
+        pub fn new(permits: usize) -> Semaphore {
+            assert!(permits <= Self::MAX_PERMITS, "semaphore: too many permits");
+            Semaphore {
+                state: AtomicUsize::new(permits * ONE),
+                queue: Lock::new(VecDeque::new()),
+            }
         }
     }
 
@@ -198,7 +200,7 @@ impl Semaphore {
             self.state.fetch_sub(n * ONE, Ordering::Relaxed);
             panic!("semaphore: too many permits");
         }
-        if prev & QUEUED != 0 {
+        if prev & QUEUED != 0 && !crate::loom::mutant("semaphore_no_hand_off") {
             self.hand_off(self.queue.lock());
         }
     }
@@ -214,11 +216,17 @@ impl Semaphore {
         self.state.load(Ordering::Relaxed) / ONE
     }
 
+    /// Entries queued (loom models check it).
+    #[cfg(loom)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.lock().len()
+    }
+
     #[inline]
     fn try_take(&self, n: usize) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            if s & QUEUED != 0 || s / ONE < n {
+            if (s & QUEUED != 0 && !crate::loom::mutant("semaphore_barge")) || s / ONE < n {
                 return false;
             }
             match self.state.compare_exchange_weak(
@@ -278,7 +286,7 @@ impl Semaphore {
         let mut s = self.state.load(Ordering::Acquire);
         while let Some(head) = q.front() {
             let want = head.want;
-            if s / ONE < want {
+            if s / ONE < want && !crate::loom::mutant("semaphore_grant_unchecked") {
                 break;
             }
             let e = q.pop_front().expect("front exists");
@@ -370,7 +378,7 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -21,7 +21,7 @@
 //! [`park::prepare`]: crate::runtime::park::prepare
 //! [`Parking::park`]: crate::runtime::park::Parking::park
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::atomic::{AtomicUsize, Ordering};
 
 use crate::runtime::park::Waiter;
 
@@ -35,9 +35,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub(crate) const fn new() -> Slot {
-        Slot {
-            v: AtomicUsize::new(EMPTY),
+    crate::maybe_const_fn! {
+        pub(crate) fn new() -> Slot {
+            Slot {
+                v: AtomicUsize::new(EMPTY),
+            }
         }
     }
 

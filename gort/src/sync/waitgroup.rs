@@ -9,8 +9,9 @@
 //! (DESIGN.md rule 1).
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+
+use crate::loom::atomic::{AtomicI64, Ordering};
 
 use crate::runtime::g::WaitReason;
 use crate::runtime::lock::Lock;
@@ -85,7 +86,9 @@ impl WaitGroup {
         while inner.count.load(Ordering::Acquire) > 0 {
             park::park(WaitReason::WaitGroup, |w| {
                 let mut waiters = inner.waiters.lock();
-                if inner.count.load(Ordering::Acquire) <= 0 {
+                if inner.count.load(Ordering::Acquire) <= 0
+                    && !crate::loom::mutant("waitgroup_no_recheck")
+                {
                     return false;
                 }
                 waiters.push(w);
@@ -94,6 +97,7 @@ impl WaitGroup {
         }
     }
 
+    #[cfg(not(loom))]
     /// Go 1.25's `wg.Go`: adds one, spawns `f` as a goroutine, and marks it
     /// done when `f` returns or panics.
     #[track_caller]
