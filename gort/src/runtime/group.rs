@@ -237,8 +237,8 @@ impl Groups {
     /// Sums every P's counts and the overflow list at one instant (a
     /// double collect: each P's seqlock read, then every epoch and the
     /// overflow version read again; unchanged means every value held at
-    /// the moment between the two passes). `Err` with the last sum if no
-    /// consistent pair was seen in a few tries.
+    /// the moment between the two passes). `Err` with the last sum only if
+    /// no consistent pair was seen in 100,000 tries.
     fn snapshot<'a>(
         &self,
         ps: &impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
@@ -254,7 +254,12 @@ impl Groups {
         let want = |g: u32| live.contains(&g);
         let mut epochs = Vec::new();
         let mut last = 0;
-        for _ in 0..64 {
+        for attempt in 0..100_000u32 {
+            if attempt % 64 == 63 {
+                // Holders keep writing: let them finish (a torn read is
+                // only ever momentary; a wrong count is not acceptable).
+                std::thread::yield_now();
+            }
             epochs.clear();
             let (ver, mut n) = {
                 let o = self.overflow.lock();
@@ -281,9 +286,13 @@ impl Groups {
                 continue;
             }
             fence(Ordering::SeqCst);
-            let same = ps()
-                .zip(epochs.iter())
-                .all(|(c, &e)| c.epoch.load(Ordering::Acquire) == e)
+            // The same Ps (set_procs may have created one meanwhile, whose
+            // counts the first pass did not see), each unchanged.
+            let mut seen = 0;
+            let same = ps().all(|c| {
+                seen += 1;
+                epochs.get(seen - 1) == Some(&c.epoch.load(Ordering::Acquire))
+            }) && seen == epochs.len()
                 && self.overflow.lock().0 == ver;
             if same {
                 return Ok(n);

@@ -245,7 +245,9 @@ impl Runtime {
             .name("main")
             .spawn_in_group(&self.sched, Location::caller(), Some(group), main)
             .unwrap_or_else(|e| panic!("{e}"));
+        let main_id = handle.id().as_u64();
         let result = handle.join();
+        self.sched.wait_exited(main_id);
         self.sched.end_cancel(group);
         match result {
             Ok(v) => v,

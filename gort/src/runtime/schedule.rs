@@ -362,11 +362,13 @@ pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
     g.lock_count.set(0);
     g.locked_m.set(std::ptr::null());
     let (gen, _) = unpack(g.state.load(Ordering::Acquire));
-    g.state.store(pack(gen + 1, DEAD), Ordering::Release);
+    // Counted out before it is DEAD, so whoever sees it DEAD (a run's end
+    // waiting for its main) also sees the count.
     let p = ctx.p();
     let group = g.group.load(Ordering::Relaxed);
-    sched.put_g(g, p);
     sched.goroutine_exited(p, group);
+    g.state.store(pack(gen + 1, DEAD), Ordering::Release);
+    sched.put_g(g, p);
     if locked {
         // Exited while locked to this thread: the thread may carry state
         // the goroutine changed, so it ends with it (Go does the same).

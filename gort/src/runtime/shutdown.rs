@@ -21,6 +21,9 @@ use crate::stack;
 /// then how often it names them again.
 const REPORT_AFTER: Duration = Duration::from_secs(1);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// How long the end of a run waits for goroutines still running to finish
+/// before it returns without them.
+const END_GRACE: Duration = Duration::from_millis(50);
 
 impl Sched {
     /// Cancels `group` (or `group::ALL`): its parked goroutines are readied
@@ -69,7 +72,31 @@ impl Sched {
             park::sleep_for(pause);
             pause = (pause * 2).min(Duration::from_millis(2));
         }
+        // A short grace for what is about to finish anyway: the main
+        // goroutine itself (its result is out before it exits), and one
+        // between its last step and its park, which unwinds there. A CPU
+        // loop or a long `blocking` call costs `run` this much, no more.
+        let grace = Instant::now() + END_GRACE;
+        self.groups.wait_empty_until(group, grace, || self.counts());
         self.groups.finish_if_empty(group, || self.counts());
+    }
+
+    /// Waits until goroutine `id`, whose result is out (it is past its
+    /// last user code), has exited and been counted out: a run's main, so
+    /// that the run's end sees an exact count.
+    pub(crate) fn wait_exited(&self, id: u64) {
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let alive = self.allgs.lock().iter().any(|g| {
+                let (_, status) = unpack(g.state.load(Ordering::Acquire));
+                g.id.load(Ordering::Relaxed) == id && !matches!(status, g::DEAD | g::IDLE)
+            });
+            if !alive {
+                return;
+            }
+            park::sleep_for(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
     }
 
     /// Whether a goroutine of `group` has yet to unwind: queued (it unwinds
