@@ -190,8 +190,12 @@ fn goroutine_server_and_plain_thread_client() {
     assert_eq!(server.join().unwrap(), data.len());
 }
 
+/// Issue 11 (found by the 10,000-connection test's first version): a
+/// socket registered with the default runtime's netpoller (bound on a plain
+/// thread) and waited on by an explicit runtime's goroutine: the default
+/// runtime, idle, had no M polling, so the goroutine was never woken. A
+/// waiter from outside a netpoller's runtime now makes one of its Ms poll.
 #[test]
-#[ignore = "issue 11: a listener bound on a plain thread registers with the default runtime's netpoller; a goroutine of an explicit runtime that accepts on it is never woken while the default runtime is idle (a std client, so no gort call polls for it)"]
 fn a_plain_thread_listener_serves_an_explicit_runtimes_goroutine() {
     let _w = watchdog("plain-thread listener, explicit runtime");
     let r = rt(2);

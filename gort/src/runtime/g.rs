@@ -269,6 +269,22 @@ impl GRef {
         GRef(NonNull::from(Box::leak(g)))
     }
 
+    /// Makes the park of generation `gen` runnable (WAITING -> RUNNABLE),
+    /// if it is still that park and unclaimed: the one transition every
+    /// waker without a hand-off makes (`ready`, a cancellation, a park whose
+    /// `after` step declined). The caller then owns the G and queues it.
+    #[inline]
+    pub(crate) fn unpark(self, gen: u64) -> bool {
+        self.state
+            .compare_exchange(
+                pack(gen, WAITING),
+                pack(gen, RUNNABLE),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
     /// What it waits for (`WaitReason::None` when not parked).
     pub(crate) fn reason(self) -> WaitReason {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))

@@ -366,7 +366,14 @@ impl Registration {
             let me = parking.waiter().clone();
             side.waiter = Some(me.clone());
             np.waiters.fetch_add(1, Ordering::SeqCst);
-            let thread = matches!(me, Waiter::Thread { .. });
+            // A waiter that is not one of this runtime's goroutines (a
+            // plain thread, or a goroutine of another runtime using a socket
+            // registered here) has no M of this runtime looking for work on
+            // its behalf, so it must make sure one polls.
+            let foreign = match &me {
+                Waiter::Thread { .. } => true,
+                Waiter::G { g, .. } => !std::ptr::eq(g.sched(), sched),
+            };
             // On unwind (a cancelled goroutine) or a timeout, take our
             // waiter back out of the descriptor.
             let cleanup = Unregister {
@@ -377,8 +384,7 @@ impl Registration {
             };
             parking.park(WaitReason::IoWait, deadline, move || {
                 drop(st);
-                if thread {
-                    // A plain thread's waiter needs some M to poll.
+                if foreign {
                     np_kick(sched, np);
                 }
             });
@@ -387,8 +393,9 @@ impl Registration {
     }
 }
 
-/// Makes sure some thread will poll for a plain thread's waiter: an idle P
-/// gets a spinning M, which ends up as the blocked poller.
+/// Makes sure some thread of this runtime will poll for a waiter from
+/// outside it: an idle P gets a spinning M, which ends up as the blocked
+/// poller.
 fn np_kick(sched: &Sched, np: &Netpoll) {
     if !np.is_blocked() {
         sched.wakep();

@@ -344,15 +344,7 @@ pub(crate) use super::claim::ThreadParker;
 /// whose timers fire together then run in deadline order, rather than each
 /// kicking the previous one out of `runnext`).
 pub(crate) fn ready(g: GRef, gen: u64, next: bool) -> bool {
-    if g.state
-        .compare_exchange(
-            pack(gen, WAITING),
-            pack(gen, RUNNABLE),
-            Ordering::SeqCst,
-            Ordering::Relaxed,
-        )
-        .is_err()
-    {
+    if !g.unpark(gen) {
         return false;
     }
     enqueue(g, next);

@@ -297,15 +297,7 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                 if !parked {
                     // Resume at once, unless a cancellation readied (and
                     // queued) it meanwhile: then the queue runs it.
-                    if g.state
-                        .compare_exchange(
-                            pack(gen, WAITING),
-                            pack(gen, RUNNABLE),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
+                    if g.unpark(gen) {
                         continue;
                     }
                 } else {
@@ -314,16 +306,7 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
                     // WAITING and load the cancelled set; it stores the set
                     // (and runs a heavy barrier) and then loads states.
                     membarrier::light();
-                    if g.must_unwind()
-                        && g.state
-                            .compare_exchange(
-                                pack(gen, WAITING),
-                                pack(gen, RUNNABLE),
-                                Ordering::SeqCst,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                    {
+                    if g.must_unwind() && g.unpark(gen) {
                         sched.global_put(g);
                     }
                 }

@@ -44,16 +44,7 @@ impl Sched {
                 continue;
             }
             let gg = g.group.load(Ordering::Relaxed);
-            if (group == group::ALL || gg == group)
-                && g.state
-                    .compare_exchange(
-                        pack(gen, WAITING),
-                        pack(gen, RUNNABLE),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
+            if (group == group::ALL || gg == group) && g.unpark(gen) {
                 self.global_put(g);
                 self.wakep_force();
             }
