@@ -106,8 +106,9 @@ fn a_refused_thread_backs_out_and_the_work_still_completes() {
             let hs: Vec<_> = (0..64).map(|i| gort::go(move || i)).collect();
             hs.into_iter().for_each(|h| drop(h.join()));
         });
-        // From here on no new thread can get a stack.
-        let limit = vm_size() + (1 << 20);
+        // From here on no new thread can get its 2 MiB stack, while small
+        // allocations still fit (one malloc arena: see the parent).
+        let limit = vm_size() + (2 << 20) - (192 << 10);
         let lim = libc::rlimit {
             rlim_cur: limit,
             rlim_max: libc::RLIM_INFINITY,
@@ -129,7 +130,10 @@ fn a_refused_thread_backs_out_and_the_work_still_completes() {
         println!("done {n}");
         return;
     }
-    let out = child(NAME, &[]);
+    // One malloc arena (the brk heap): a new thread's arena would need a
+    // 64 MiB reservation the limit refuses, and malloc would fail instead
+    // of the thread start.
+    let out = child(NAME, &[("MALLOC_ARENA_MAX", "1")]);
     expect_ok(&out, "done 8");
     let e = text(&out.stderr);
     assert!(
