@@ -103,6 +103,12 @@ pub(crate) const STOP_HANDED: u8 = 2;
 /// How long a stopped thread waits for a P before it runs on without one.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Whether `m` has a stop requested or in progress (sysmon tends only those).
+#[inline]
+pub(crate) fn stopping(m: &MShared) -> bool {
+    m.stop_req.load(Ordering::Relaxed) != 0 || m.stop_state.load(Ordering::Relaxed) != STOP_NONE
+}
+
 /// sysmon, every round: queues the proxies of stopped Ms so that they get
 /// a P back, drops requests that went stale, and repeats requests a hog
 /// declined (it was not at a safe point). True if it queued any.

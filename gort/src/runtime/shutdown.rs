@@ -58,11 +58,7 @@ impl Sched {
     /// unwind at their next scheduling point. The group stays cancelled
     /// until its last goroutine exits (`goroutine_exited`).
     pub(crate) fn end_cancel(&self, group: u32) {
-        let mut pause = Duration::from_micros(50);
-        while self.pending_in(group) {
-            park::sleep_for(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
-        }
+        sleep_while(|| self.pending_in(group));
         // A short grace for what is about to finish anyway: the main
         // goroutine itself (its result is out before it exits), and one
         // between its last step and its park, which unwinds there. A CPU
@@ -76,18 +72,12 @@ impl Sched {
     /// last user code), has exited and been counted out: a run's main, so
     /// that the run's end sees an exact count.
     pub(crate) fn wait_exited(&self, id: u64) {
-        let mut pause = Duration::from_micros(20);
-        loop {
-            let alive = self.allgs.lock().iter().any(|g| {
+        sleep_while(|| {
+            self.allgs.lock().iter().any(|g| {
                 let (_, status) = unpack(g.state.load(Ordering::Acquire));
                 g.id.load(Ordering::Relaxed) == id && !matches!(status, g::DEAD | g::IDLE)
-            });
-            if !alive {
-                return;
-            }
-            park::sleep_for(pause);
-            pause = (pause * 2).min(Duration::from_millis(1));
-        }
+            })
+        });
     }
 
     /// Whether a goroutine of `group` has yet to unwind: queued (it unwinds
@@ -243,5 +233,16 @@ impl Sched {
             m.curg.load(Ordering::Relaxed) == g.as_ptr()
                 && m.status.load(Ordering::Relaxed) & 3 == super::m::S_BLOCKING
         })
+    }
+}
+
+/// Sleeps (parking a goroutine, blocking a thread) while `cond` holds,
+/// looking again after 20 µs, then less and less often (up to every 2 ms):
+/// the end of a run waits for state that others change without telling.
+fn sleep_while(mut cond: impl FnMut() -> bool) {
+    let mut pause = Duration::from_micros(20);
+    while cond() {
+        park::sleep_for(pause);
+        pause = (pause * 2).min(Duration::from_millis(2));
     }
 }

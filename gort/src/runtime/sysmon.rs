@@ -178,9 +178,18 @@ fn run(sched: &Arc<Sched>) {
             last_scavenge = now;
             sched.scavenge_stacks();
         }
+        // Only Ms with a stop in progress (rare): no Arc clone per M per
+        // round otherwise. `tend` queues and wakes, so not under `allm`.
         ms.clear();
-        ms.extend(sched.allm.lock().iter().cloned());
-        if super::preempt::tend(sched, &ms) {
+        ms.extend(
+            sched
+                .allm
+                .lock()
+                .iter()
+                .filter(|m| super::preempt::stopping(m))
+                .cloned(),
+        );
+        if !ms.is_empty() && super::preempt::tend(sched, &ms) {
             busy = true;
         }
         // Work queued with a P idle and no one looking: a thread start the
