@@ -235,10 +235,19 @@ fn yield_now_interleaves_goroutines_on_one_processor() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let l2 = log.clone();
     rt(1).run(move || {
+        // All three join the rotation together: main can be preempted
+        // between two spawns (its thread descheduled for 10 ms on a busy
+        // machine), and a goroutine that already yielded is then rightly
+        // ahead of one spawned after it.
+        let gate = Arc::new(AtomicBool::new(false));
         let hs: Vec<_> = (0..3)
             .map(|id| {
                 let log = l2.clone();
+                let gate = gate.clone();
                 gort::go(move || {
+                    while !gate.load(Ordering::Acquire) {
+                        gort::yield_now();
+                    }
                     for step in 0..3 {
                         log.lock().unwrap().push((id, step));
                         gort::yield_now();
@@ -246,6 +255,7 @@ fn yield_now_interleaves_goroutines_on_one_processor() {
                 })
             })
             .collect();
+        gate.store(true, Ordering::Release);
         for h in hs {
             h.join().unwrap();
         }

@@ -481,6 +481,110 @@ fn short_blocking_calls_do_not_starve_others() {
     assert_eq!(rounds, 20);
 }
 
+/// Defect: a hog stopped by sysmon lost its place in line. Its P was taken
+/// first and its stand-in queued on the global queue, which a P busy with
+/// yielding goroutines reads only every 61st time slice, so two goroutines
+/// calling `yield_now` took dozens of turns for each of the hog's. A
+/// stopped hog now gives up its own P and waits at its tail, where
+/// `yield_now` would have put it: one round of the others per stop.
+#[test]
+fn a_stopped_hog_waits_one_round_not_sixty() {
+    let _w = common::watchdog("a_stopped_hog_waits_one_round_not_sixty");
+    let rt = common::rt(1);
+    let gaps = rt.run(|| {
+        let steps = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let ys: Vec<_> = (0..2)
+            .map(|_| {
+                let (steps, done) = (steps.clone(), done.clone());
+                gort::go(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        steps.fetch_add(1, Ordering::Relaxed);
+                        gort::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let (s2, d2) = (steps.clone(), done.clone());
+        let hog = gort::go(move || {
+            // One P: `steps` moves while this loop runs only if this
+            // goroutine was stopped and the others ran meanwhile.
+            let mut gaps = Vec::new();
+            let mut seen = s2.load(Ordering::Relaxed);
+            let t = Instant::now();
+            while gaps.len() < 5 && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+                let now = s2.load(Ordering::Relaxed);
+                if now != seen {
+                    gaps.push(now - seen);
+                    seen = now;
+                }
+            }
+            d2.store(true, Ordering::Relaxed);
+            gaps
+        });
+        let gaps = hog.join().unwrap();
+        ys.into_iter().for_each(|h| h.join().unwrap());
+        gaps
+    });
+    assert!(
+        gaps.len() >= 3,
+        "the hog was stopped {} times in 5 s",
+        gaps.len()
+    );
+    // One round of two yielding goroutines is 2 steps; allow a second.
+    assert!(
+        gaps.iter().all(|&g| g <= 4),
+        "turns the others took per stop: {gaps:?}"
+    );
+}
+
+/// Defect: a P that left service while a hog held it kept its run queue.
+/// `set_procs` retires a running P when its M next schedules, but a hog's
+/// M does not schedule: sysmon handed the P on, and the hand-off marked it
+/// retired with the goroutines still queued on it, where no M looks (the
+/// busy Ps never steal). Whoever puts a P out of service now moves its
+/// queue to the global one.
+#[test]
+fn a_retired_hogs_queue_is_not_stranded() {
+    let _w = common::watchdog("a_retired_hogs_queue_is_not_stranded");
+    let rt = common::rt(2);
+    let ran = rt.run(|| {
+        let shrunk = Arc::new(AtomicBool::new(false));
+        let hogs: Vec<_> = (0..2)
+            .map(|_| {
+                let shrunk = shrunk.clone();
+                gort::go(move || {
+                    // Queued on this hog's P, behind the hog.
+                    let child_ran = Arc::new(AtomicBool::new(false));
+                    let c = child_ran.clone();
+                    let child = gort::go(move || c.store(true, Ordering::SeqCst));
+                    if !shrunk.swap(true, Ordering::SeqCst) {
+                        // P 1 retires; whichever hog holds it keeps running.
+                        gort::set_procs(1);
+                    }
+                    let t = Instant::now();
+                    while !child_ran.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(5)
+                    {
+                        std::hint::spin_loop();
+                    }
+                    let ran = child_ran.load(Ordering::SeqCst);
+                    child.join().unwrap();
+                    ran
+                })
+            })
+            .collect();
+        hogs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        ran,
+        [true, true],
+        "a child queued behind a hog ran within 5 s"
+    );
+}
+
 // The procs bound itself (a hog whose P sysmon took stops executing until
 // it gets one back) is checked by go_runtime.rs's
 // `preemption_keeps_procs_a_bound`, which measures when goroutines really

@@ -18,6 +18,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::g::GRef;
 use super::m::{MCtx, MShared, NO_P};
 use super::p::{P_IDLE, P_RETIRED, P_RUNNING};
 use super::sched::{Inner, Sched};
@@ -56,7 +57,22 @@ impl Sched {
     /// it (lock held).
     pub(crate) fn pidleput(&self, inner: &mut Inner, id: usize) {
         if id >= self.nprocs.load(Ordering::Acquire) {
-            self.p(id).status.store(P_RETIRED, Ordering::Release);
+            // Out of service (`set_procs` shrank). What its queue still
+            // holds goes to the global queue (Go's `pp.destroy`): no M
+            // schedules from a retired P, so it would wait there until
+            // procs grew again (a hog's P that sysmon handed on, a
+            // `blocking` call's). The caller wakes a P if it moved any.
+            let p = self.p(id);
+            if let Some(g) = p.runq.take_runnext() {
+                // SAFETY: run queues hold GRef pointers.
+                inner.global.push_back(unsafe { GRef::from_ptr(g) });
+            }
+            while let Some((g, _)) = p.runq.get() {
+                // SAFETY: as above.
+                inner.global.push_back(unsafe { GRef::from_ptr(g) });
+            }
+            self.global_len.store(inner.global.len(), Ordering::Release);
+            p.status.store(P_RETIRED, Ordering::Release);
             return;
         }
         if self.p(id).status() != P_RUNNING {

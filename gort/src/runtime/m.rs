@@ -52,8 +52,9 @@ pub(crate) struct MShared {
     pub(crate) stop_req: AtomicU64,
     /// Where a stop stands (`preempt::STOP_*`).
     pub(crate) stop_state: AtomicU8,
-    /// sysmon queued `proxy` for the current stop.
-    pub(crate) stop_queued: AtomicBool,
+    /// The P a hog detached when it stopped, for sysmon to hand on
+    /// (`NO_P`: none; see `preempt.rs`).
+    pub(crate) stop_p: AtomicUsize,
     /// This M's stand-in on the run queues while it is stopped: whoever
     /// dequeues it hands this M its P (never executed; see `preempt.rs`).
     pub(crate) proxy: GRef,
@@ -147,7 +148,7 @@ pub(crate) fn new_shared(id: usize) -> Arc<MShared> {
         pthread: AtomicU64::new(0),
         stop_req: AtomicU64::new(0),
         stop_state: AtomicU8::new(0),
-        stop_queued: AtomicBool::new(false),
+        stop_p: AtomicUsize::new(NO_P),
         proxy: GRef::alloc(),
     });
     m.proxy

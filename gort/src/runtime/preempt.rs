@@ -1,29 +1,42 @@
 //! Stopping a hog: how `procs` stays a bound (DESIGN.md rule 7).
 //!
-//! A goroutine that runs 10 ms without a scheduling point loses its P to
-//! sysmon, which hands the P (and its queue) to another thread so the
-//! others run. The hog itself must then stop executing until it gets a P
-//! back, but it must stay on its thread (it may hold thread-local borrows,
-//! rule 3), and no other goroutine may be switched onto that thread. So
-//! sysmon sends its thread `SIGURG` (Go's preemption signal), and the
-//! handler, on the thread's alternate signal stack, parks the thread on its
-//! note, as `lock_os_thread`'s `stoplockedm` does:
+//! A goroutine that runs 10 ms without a scheduling point is a hog. It
+//! must stop executing so that the others run, but it must stay on its
+//! thread (it may hold thread-local borrows, rule 3), and no other
+//! goroutine may be switched onto that thread. So sysmon sends its thread
+//! `SIGURG` (Go's preemption signal), and the handler, on the thread's
+//! alternate signal stack, parks the thread on its note, as
+//! `lock_os_thread`'s `stoplockedm` does:
 //!
 //! 1. sysmon records the M's status word in `stop_req` (the stop is for
 //!    this run of this goroutine only: any scheduler transition changes
-//!    the word) and signals the thread;
+//!    the word) and signals the thread. It leaves the P where it is, as
+//!    Go's `preemptone` does: a thread that has not answered yet is one
+//!    the OS is not running, which executes nothing;
 //! 2. the handler stops only at a *safe point*: the request is current,
 //!    the thread holds no gort lock (`LOCKS`, Go's `m.locks == 0`), is not
 //!    unwinding a panic (std's backtrace machinery holds libc's loader
-//!    lock), is outside any P window and really has no P; otherwise it
-//!    returns and sysmon asks again next round. Stopping, it sets
-//!    `stop_state` to STOPPED and sleeps on its note;
+//!    lock) and is outside any P window; otherwise it returns and sysmon
+//!    asks again next round. Stopping, it detaches its P into `stop_p`,
+//!    sets `stop_state` to STOPPED and sleeps on its note;
 //! 3. sysmon queues the M's *proxy*, a G that is never executed and stands
-//!    for "hand this M a P";
-//! 4. whichever M dequeues the proxy claims the stop (STOPPED -> HANDED)
-//!    and gives the stopped M its own P through the M's mailbox;
+//!    for "hand this M a P", and only then hands the P on: at the tail of
+//!    the detached P's queue, where `yield_now` would have put the hog, or
+//!    if that queue is empty at the tail of the global one, where Go's
+//!    `gopreempt_m` puts a preempted goroutine. Either way the hog waits
+//!    its turn behind what was queued before it stopped;
+//! 4. whichever M dequeues the proxy claims the stop (QUEUED -> HANDED)
+//!    and gives the stopped M its own P through the M's mailbox, starting
+//!    a new time slice on it (the hog's resumed run is a turn, as
+//!    `execute` counts one);
 //! 5. the handler takes the P as the thread's own and returns: the
 //!    goroutine goes on where it was interrupted.
+//!
+//! A hog that has not stopped `STOP_ANSWER` after the request (it keeps
+//! declining: it unwinds a panic for that long; it blocks `SIGURG`; the OS
+//! does not run its thread) has its P taken and handed on; it runs on
+//! without a P until a later signal finds it at a safe point, where it
+//! stops as above with no P to detach.
 //!
 //! A stop is bounded: a thread the OS or a lock it holds elsewhere (libc's
 //! allocator, say, interrupted inside `malloc`) keeps the others from
@@ -77,8 +90,8 @@ pub(crate) fn install() {
     });
 }
 
-/// sysmon: asks the M running goroutine code at status word `status`, whose
-/// P sysmon just took, to stop.
+/// sysmon: asks the M running goroutine code at status word `status` to
+/// stop (with its P, or without it if sysmon took it).
 pub(crate) fn request_stop(m: &MShared, status: u64) {
     m.stop_req.store(status, Ordering::Release);
     signal(m);
@@ -95,13 +108,20 @@ fn signal(m: &MShared) {
 
 /// `stop_state`: no stop.
 pub(crate) const STOP_NONE: u8 = 0;
-/// Stopped in the handler, waiting for a P.
+/// Stopped in the handler, waiting for sysmon to queue its proxy.
 pub(crate) const STOP_STOPPED: u8 = 1;
+/// The proxy is queued (a proxy dequeued earlier, left over from a
+/// withdrawn stop, cannot claim a stop sysmon has not queued yet).
+pub(crate) const STOP_QUEUED: u8 = 2;
 /// An M claimed the stop and is handing it a P.
-pub(crate) const STOP_HANDED: u8 = 2;
+pub(crate) const STOP_HANDED: u8 = 3;
 
 /// How long a stopped thread waits for a P before it runs on without one.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long sysmon waits for a hog to answer a stop before it takes the
+/// hog's P anyway, in its clock's units (ns).
+pub(crate) const STOP_ANSWER: u64 = 50_000_000;
 
 /// Whether `m` has a stop requested or in progress (sysmon tends only those).
 #[inline]
@@ -110,26 +130,59 @@ pub(crate) fn stopping(m: &MShared) -> bool {
 }
 
 /// sysmon, every round: queues the proxies of stopped Ms so that they get
-/// a P back, drops requests that went stale, and repeats requests a hog
-/// declined (it was not at a safe point). True if it queued any.
+/// a P back and hands on the Ps they detached, drops requests that went
+/// stale, and repeats requests not yet answered. True if it queued any.
 pub(crate) fn tend(sched: &Sched, ms: &[std::sync::Arc<MShared>]) -> bool {
     let mut queued = false;
     for m in ms {
-        if m.stop_state.load(Ordering::Acquire) == STOP_STOPPED {
-            if !m.stop_queued.swap(true, Ordering::Relaxed) {
+        if m.stop_state
+            .compare_exchange(
+                STOP_STOPPED,
+                STOP_QUEUED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            // The proxy first, then the P: the hog's turn comes after what
+            // was queued before it stopped (step 3). Between the swap and
+            // `handoffp` no M holds that P: its queue is ours to put to.
+            // If the handler withdraws meanwhile, the swap gives the P to
+            // one of us.
+            let p = m.stop_p.swap(NO_P, Ordering::AcqRel);
+            if p == NO_P {
                 sched.global_put(m.proxy);
                 sched.wakep();
-                queued = true;
+            } else {
+                let q = &sched.p(p).runq;
+                if q.is_empty() {
+                    // Nothing else local: behind the global queue, as Go
+                    // queues a preempted goroutine. On the local queue it
+                    // would come straight back, and a P whose turns are all
+                    // hogs' would not look at the global queue for 61 of
+                    // them (0.6 s).
+                    sched.global_put(m.proxy);
+                } else if let Some(batch) = q.put(m.proxy.as_ptr(), false) {
+                    // Behind the goroutines queued here, where `yield_now`
+                    // would have put it.
+                    sched.global_put_batch(batch);
+                }
+                sched.handoffs.fetch_add(1, Ordering::Relaxed);
+                sched.handoffp(p);
             }
+            queued = true;
+            continue;
+        }
+        if m.stop_state.load(Ordering::Relaxed) != STOP_NONE {
             continue;
         }
         let req = m.stop_req.load(Ordering::Acquire);
         if req == 0 {
             continue;
         }
-        if m.status.load(Ordering::Acquire) != req || m.p.load(Ordering::SeqCst) != NO_P {
+        if m.status.load(Ordering::Acquire) != req {
             // The run it was for is over (the hog reached a scheduling
-            // point and queued itself).
+            // point).
             let _ = m
                 .stop_req
                 .compare_exchange(req, 0, Ordering::AcqRel, Ordering::Relaxed);
@@ -157,7 +210,7 @@ pub(crate) fn proxy(g: GRef) -> Option<Option<&'static MShared>> {
     Some(
         m.stop_state
             .compare_exchange(
-                STOP_STOPPED,
+                STOP_QUEUED,
                 STOP_HANDED,
                 Ordering::AcqRel,
                 Ordering::Relaxed,
@@ -210,7 +263,6 @@ fn stop_here() -> bool {
     let safe = sh.status.load(Ordering::Relaxed) == req
         && req & 3 == S_G
         && !sh.using.load(Ordering::Relaxed)
-        && sh.p.load(Ordering::SeqCst) == NO_P
         && LOCKS.with(|l| l.get()) == 0
         && !std::thread::panicking();
     if !safe {
@@ -223,10 +275,22 @@ fn stop_here() -> bool {
     {
         return true;
     }
-    // Our view of the P must agree: it was taken, and the thread is
-    // outside any window, so nothing holds it.
+    // Detach our P if sysmon left it to us (step 2): outside any window
+    // the P is ours to give up, and this CAS and sysmon's `take_p` (a CAS
+    // on the same word) cannot both succeed.
+    let held = sh.p.load(Ordering::SeqCst);
+    let own = if held != NO_P
+        && sh
+            .p
+            .compare_exchange(held, NO_P, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    {
+        held
+    } else {
+        NO_P
+    };
     m.p.set(NO_P);
-    sh.stop_queued.store(false, Ordering::Relaxed);
+    sh.stop_p.store(own, Ordering::SeqCst);
     // SeqCst: a Dekker pair with sysmon's deep sleep (see `deep_sleep`).
     sh.stop_state.store(STOP_STOPPED, Ordering::SeqCst);
     sysmon_kick(m);
@@ -241,17 +305,11 @@ fn stop_here() -> bool {
             match deadline.checked_duration_since(std::time::Instant::now()) {
                 Some(d) if !d.is_zero() => Some(d),
                 _ => {
-                    if sh
-                        .stop_state
-                        .compare_exchange(
-                            STOP_STOPPED,
-                            STOP_NONE,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                    {
-                        break None; // withdrawn: run on without a P
+                    if withdraw(sh) {
+                        // Run on with our P if sysmon has not handed it
+                        // on yet, else without one.
+                        let back = sh.stop_p.swap(NO_P, Ordering::AcqRel);
+                        break (back != NO_P).then_some(back);
                     }
                     // Claimed: the P is on its way.
                     bounded = false;
@@ -275,6 +333,24 @@ fn stop_here() -> bool {
     // A new status word, so sysmon starts this run's clock afresh.
     m.set_status(S_G);
     true
+}
+
+/// Withdraws this thread's stop unless an M claimed it (then its P is on
+/// the way): STOPPED or QUEUED -> NONE. True if withdrawn.
+fn withdraw(sh: &MShared) -> bool {
+    let mut cur = sh.stop_state.load(Ordering::Acquire);
+    loop {
+        if cur == STOP_HANDED {
+            return false;
+        }
+        match sh
+            .stop_state
+            .compare_exchange(cur, STOP_NONE, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
 }
 
 /// Wakes sysmon so it queues the stopped goroutine now rather than at its

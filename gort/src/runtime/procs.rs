@@ -1,6 +1,7 @@
 //! `set_procs` (Go's `GOMAXPROCS(n)`, `procresize`): growing adds Ps to
 //! the idle list; shrinking retires idle Ps beyond `n` at once and running
-//! ones when their M next schedules (their queues move to the global one).
+//! ones when their M next schedules; whoever puts a P out of service moves
+//! its queue to the global one (`pidleput`).
 
 use std::sync::atomic::Ordering;
 
@@ -66,16 +67,6 @@ impl Sched {
 /// Moves a P that `set_procs` removed out of service.
 pub(crate) fn retire(ctx: &MCtx, p: &P) {
     let sched = &*ctx.sched;
-    let mut batch = Vec::new();
-    if let Some(g) = p.runq.take_runnext() {
-        batch.push(g);
-    }
-    while let Some((g, _)) = p.runq.get() {
-        batch.push(g);
-    }
-    if !batch.is_empty() {
-        sched.global_put_batch(batch);
-    }
     // SAFETY: this M holds `p`.
     let local = unsafe { p.local() };
     let cached = std::mem::take(&mut local.gfree);
@@ -84,6 +75,8 @@ pub(crate) fn retire(ctx: &MCtx, p: &P) {
     }
     let mut inner = sched.inner.lock();
     if ctx.release() {
+        // Moves its queue to the global one (or sysmon, which took the P,
+        // does when it hands the P on).
         sched.pidleput(&mut inner, p.id);
     }
     if let Some(id) = sched.pidleget(&mut inner) {

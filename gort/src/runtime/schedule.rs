@@ -371,6 +371,13 @@ pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
 /// `preempt.rs`); this M then looks for work without a P (and sleeps).
 fn hand_p(ctx: &MCtx, m: &super::m::MShared) {
     let sched = &*ctx.sched;
+    if let Some(p) = ctx.p() {
+        // The hog's resumed run is a new turn on this P (as `execute`
+        // counts one): sysmon's slice clock and the every-61st-turn look
+        // at the global queue both go by it.
+        let t = p.schedtick.load(Ordering::Relaxed);
+        p.schedtick.store(t.wrapping_add(1), Ordering::Relaxed);
+    }
     match ctx.p().map(|p| p.id) {
         Some(id) if ctx.release() => {
             m.handoff(id, false);
@@ -380,7 +387,7 @@ fn hand_p(ctx: &MCtx, m: &super::m::MShared) {
             // No P to give after all (sysmon took ours): put the stop back
             // as it was and let another M serve it.
             m.stop_state
-                .store(super::preempt::STOP_STOPPED, Ordering::Release);
+                .store(super::preempt::STOP_QUEUED, Ordering::Release);
             sched.global_put(m.proxy);
             sched.wakep();
         }

@@ -8,8 +8,9 @@
 //!   inside `blocking` for more than 20 µs (unless there is nothing else to
 //!   run and someone is already looking for work, as Go's syscall retake),
 //!   and from an M whose goroutine has run for more than 10 ms without a
-//!   scheduling point (a hog: its thread is stopped by a signal until it
-//!   gets a P back, `preempt.rs`, so `procs` is a bound, rule 7). How the P
+//!   scheduling point (a hog: a signal stops its thread, which gives up
+//!   its P until it gets one back, `preempt.rs`, so `procs` is a bound,
+//!   rule 7; a hog that cannot stop loses its P at once). How the P
 //!   is taken from under a running thread safely is the window protocol in
 //!   `window.rs` (`MShared::take_p`);
 //! * ends time slices: a P whose `schedtick` has not moved for 10 ms (a
@@ -120,7 +121,7 @@ fn run(sched: &Arc<Sched>) {
     let mut idle = 0u32;
     let mut seen: HashMap<usize, (u64, u64)> = HashMap::new();
     let mut slices: Vec<(u32, u64)> = Vec::new();
-    let mut cands: Vec<(Arc<MShared>, usize, u64, bool)> = Vec::new();
+    let mut cands: Vec<(Arc<MShared>, usize, u64, u64)> = Vec::new();
     let mut ms: Vec<Arc<MShared>> = Vec::new();
     let mut last_scavenge = timers::now();
     loop {
@@ -248,15 +249,15 @@ fn deep_sleep(sched: &Sched) -> bool {
 /// running goroutine's preempt flag is set (it yields at its next
 /// scheduling point, the end of a `blocking` call included) and the next
 /// `runnext` hand-off on that P goes to the back of the queue. A single
-/// run older than 10 ms is a hog: its P is taken and handed on, and its
-/// thread is stopped until it gets one back (`preempt.rs`), so at most
-/// `procs` threads execute goroutines.
+/// run older than 10 ms is a hog: its thread is asked to stop and give up
+/// its P (`preempt.rs`); if it has not stopped 50 ms later, its P is taken
+/// and handed on. Either way at most `procs` threads execute goroutines.
 fn retake(
     sched: &Sched,
     now: u64,
     seen: &mut HashMap<usize, (u64, u64)>,
     slices: &mut Vec<(u32, u64)>,
-    cands: &mut Vec<(Arc<MShared>, usize, u64, bool)>,
+    cands: &mut Vec<(Arc<MShared>, usize, u64, u64)>,
 ) -> usize {
     {
         let allm = sched.allm.lock();
@@ -312,7 +313,7 @@ fn retake(
                 continue;
             }
             match st & 3 {
-                S_G if held >= RUN_SLICE => cands.push((m.clone(), p, st, true)),
+                S_G if held >= RUN_SLICE => cands.push((m.clone(), p, st, held)),
                 S_BLOCKING if held >= BLOCKING_SLICE => {
                     let nothing_else = sched.p(p).runq.is_empty()
                         && sched.global_len() == 0
@@ -322,19 +323,33 @@ fn retake(
                     if nothing_else && held < RUN_SLICE {
                         continue;
                     }
-                    cands.push((m.clone(), p, st, false));
+                    cands.push((m.clone(), p, st, 0));
                 }
                 _ => {}
             }
         }
     }
     let mut n = 0;
-    for (m, p, st, hog) in cands.drain(..) {
+    for (m, p, st, held) in cands.drain(..) {
+        let hog = held > 0;
         if hog {
             let g = m.curg.load(Ordering::Relaxed);
             if !g.is_null() {
                 // SAFETY: as above.
                 unsafe { &*g }.preempt.store(true, Ordering::Relaxed);
+            }
+            // Ask first and leave the P (`preempt.rs`, step 1); take it
+            // only from a hog that has not stopped for `STOP_ANSWER` (a
+            // decline at an unsafe point is asked again by `tend`).
+            if m.stop_state.load(Ordering::Acquire) != super::preempt::STOP_NONE {
+                continue; // stopped: `tend` hands its P on
+            }
+            if m.stop_req.load(Ordering::Acquire) != st {
+                super::preempt::request_stop(&m, st);
+                continue;
+            }
+            if held < RUN_SLICE + super::preempt::STOP_ANSWER {
+                continue;
             }
         }
         if m.take_p(p) {
