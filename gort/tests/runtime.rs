@@ -560,7 +560,11 @@ fn timers_that_fire_together_wake_in_deadline_order() {
     let order = Arc::new(Mutex::new(Vec::new()));
     let o2 = order.clone();
     rt(1).run(move || {
-        let base = Instant::now() + Duration::from_millis(5);
+        // Far enough ahead that every goroutine parks before its deadline
+        // even when the machine is busy (a goroutine reaching
+        // `sleep_until` late returns at once, in run order, not deadline
+        // order: 5 ms was not enough under load).
+        let base = Instant::now() + Duration::from_millis(50);
         let parked = WaitGroup::new();
         let finished = WaitGroup::new();
         for k in [3u64, 1, 4, 0, 2] {
@@ -578,7 +582,8 @@ fn timers_that_fire_together_wake_in_deadline_order() {
         }
         parked.wait();
         // Hold the processor past every deadline without a scheduling point.
-        std::thread::sleep(Duration::from_millis(20));
+        let past = base + Duration::from_millis(20);
+        std::thread::sleep(past.saturating_duration_since(Instant::now()));
         finished.wait();
     });
     // (a sleeper that woke before its deadline shows as 100 + k)

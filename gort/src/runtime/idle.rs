@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::g::GRef;
 use super::m::{MCtx, MShared, NO_P};
-use super::p::{P_IDLE, P_RETIRED, P_RUNNING};
+use super::p::{PToken, P_IDLE, P_RETIRED, P_RUNNING};
 use super::sched::{Inner, Sched};
 use super::throw::throw;
 use super::timers;
@@ -32,9 +32,9 @@ impl MShared {
     /// written and read under the scheduler lock, together with the idle
     /// M list, so a P in transit cannot be lost to an M that woke on its
     /// own (a timer) and left the list meanwhile.
-    pub(crate) fn handoff(&self, p: usize, spinning: bool) {
+    pub(crate) fn handoff(&self, p: PToken, spinning: bool) {
         self.next_spinning.store(spinning, Ordering::Relaxed);
-        if self.nextp.swap(p, Ordering::Release) != NO_P {
+        if self.nextp.swap(p.into_slot(), Ordering::Release) != NO_P {
             throw("handoff: an M's P mailbox is already full");
         }
     }
@@ -42,7 +42,7 @@ impl MShared {
 
 impl Sched {
     /// Takes an idle P (lock held).
-    pub(crate) fn pidleget(&self, inner: &mut Inner) -> Option<usize> {
+    pub(crate) fn pidleget(&self, inner: &mut Inner) -> Option<PToken> {
         let id = inner.idle_ps.pop()?;
         if self.p(id).status() != P_IDLE {
             throw("pidleget: a P on the idle list is not idle");
@@ -50,12 +50,13 @@ impl Sched {
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         self.sysmon.p_busy();
         self.p(id).status.store(P_RUNNING, Ordering::Release);
-        Some(id)
+        Some(PToken::claim(id))
     }
 
-    /// Puts P `id` on the idle list, or retires it if `set_procs` removed
+    /// Puts P `p` on the idle list, or retires it if `set_procs` removed
     /// it (lock held).
-    pub(crate) fn pidleput(&self, inner: &mut Inner, id: usize) {
+    pub(crate) fn pidleput(&self, inner: &mut Inner, p: PToken) {
+        let id = p.into_slot();
         if id >= self.nprocs.load(Ordering::Acquire) {
             // Out of service (`set_procs` shrank). What its queue still
             // holds goes to the global queue (Go's `pp.destroy`): no M
@@ -128,7 +129,7 @@ impl Sched {
     }
 
     /// Hands P `p` to an idle M, or to a new thread.
-    pub(crate) fn startm(&self, p: usize, spinning: bool) {
+    pub(crate) fn startm(&self, p: PToken, spinning: bool) {
         let mut inner = self.inner.lock();
         match inner.idle_ms.pop() {
             Some(m) => {
@@ -147,9 +148,9 @@ impl Sched {
     /// a thread if there is work for it (its queue, the global queue, its
     /// timers, an unwatched netpoller, or no one looking for work), else
     /// on the idle list.
-    pub(crate) fn handoffp(&self, id: usize) {
-        let p = self.p(id);
-        if id < self.nprocs.load(Ordering::Acquire) {
+    pub(crate) fn handoffp(&self, id: PToken) {
+        let p = self.p(id.id());
+        if id.id() < self.nprocs.load(Ordering::Acquire) {
             if !p.runq.is_empty() || self.global_len() > 0 || p.timers.len() > 0 {
                 self.startm(id, false);
                 return;
@@ -232,7 +233,7 @@ pub(crate) fn stopm(ctx: &MCtx) {
     let p = m.nextp.swap(NO_P, Ordering::Acquire);
     if p != NO_P {
         drop(inner);
-        ctx.acquire(p);
+        ctx.acquire(PToken::claim(p));
         ctx.spinning.set(m.next_spinning.load(Ordering::Relaxed));
     } else if timeout.is_some() || poll {
         // Timers came due or the poller readied goroutines (onto the

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::g::{self, GRef};
 use super::m::{mctx, MCtx, MShared, NO_P};
+use super::p::PToken;
 
 /// Wires the calling goroutine to its current OS thread until a matching
 /// [`unlock_os_thread`] (calls nest: each lock needs an unlock). Use it for
@@ -93,21 +94,21 @@ pub(crate) fn unlock_from(m: *const MShared) {
 /// P and the goroutine, and go idle (Go's `startlockedm`).
 pub(crate) fn startlockedm(ctx: &MCtx, g: GRef) {
     let sched = &*ctx.sched;
-    let Some(id) = ctx.p().map(|p| p.id) else {
+    if ctx.p().is_none() {
         sched.global_put(g);
         return;
-    };
-    if !ctx.release() {
+    }
+    let Some(p) = ctx.release() else {
         // Sysmon took our P at this very moment: let someone else try.
         sched.global_put(g);
         sched.wakep();
         return;
-    }
+    };
     // SAFETY: a locked goroutine's M lives until the goroutine unlocks it
     // or exits, and `g` is neither running nor finished.
     let target = unsafe { &*g.locked_m.get() };
     target.nextg.store(g.as_ptr(), Ordering::Release);
-    target.handoff(id, false);
+    target.handoff(p, false);
     target.note.wakeup();
 }
 
@@ -116,11 +117,8 @@ pub(crate) fn startlockedm(ctx: &MCtx, g: GRef) {
 /// `stoplockedm`). Returns holding a P, ready to resume `g`.
 pub(crate) fn stoplockedm(ctx: &MCtx, g: GRef) {
     let sched = &*ctx.sched;
-    if let Some(p) = ctx.p() {
-        let id = p.id;
-        if ctx.release() {
-            sched.handoffp(id);
-        }
+    if let Some(p) = ctx.release() {
+        sched.handoffp(p);
     }
     let m = &ctx.shared;
     loop {
@@ -135,7 +133,7 @@ pub(crate) fn stoplockedm(ctx: &MCtx, g: GRef) {
                 "gort: a locked M was handed another goroutine"
             );
             m.note.clear();
-            ctx.acquire(p);
+            ctx.acquire(PToken::claim(p));
             return;
         }
         m.note.sleep(None);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::g::{self, GRef, G};
 use super::note::Note;
-use super::p::P;
+use super::p::{PToken, P};
 use super::sched::Sched;
 use crate::stack::overflow;
 
@@ -97,8 +97,10 @@ pub(crate) fn mctx() -> Option<&'static MCtx> {
     (!m.is_null()).then(|| unsafe { &*m })
 }
 
-/// Thread entry of an M started with P `p`.
-pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>, p: usize, spinning: bool) {
+/// Thread entry of an M started with the P in its mailbox (`newm`).
+pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>) {
+    let p = PToken::claim(shared.nextp.swap(NO_P, Ordering::Acquire));
+    let spinning = shared.next_spinning.load(Ordering::Relaxed);
     overflow::install();
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() };
@@ -161,7 +163,7 @@ pub(crate) fn new_shared(id: usize) -> Arc<MShared> {
 }
 
 impl Sched {
-    pub(crate) fn newm(&self, p: usize, spinning: bool) {
+    pub(crate) fn newm(&self, p: PToken, spinning: bool) {
         let live = {
             let mut allm = self.allm.lock();
             if allm.len() >= self.max_threads {
@@ -184,9 +186,12 @@ impl Sched {
         let (n, shared) = live;
         let sched = self.arc();
         let m = shared.clone();
+        // The P waits in the new M's mailbox, not in the thread's closure:
+        // if the OS refuses the thread, the closure is dropped, the P not.
+        shared.handoff(p, spinning);
         let handle = std::thread::Builder::new()
             .name(format!("gort-{}-m{n}", self.id))
-            .spawn(move || mstart(sched, m, p, spinning));
+            .spawn(move || mstart(sched, m));
         match handle {
             Ok(h) => self.threads.lock().push(h),
             Err(e) => {
@@ -195,6 +200,7 @@ impl Sched {
                 // and let sysmon retry once there is work and an idle P.
                 self.mexit(&shared);
                 {
+                    let p = PToken::claim(shared.nextp.swap(NO_P, Ordering::Acquire));
                     let mut inner = self.inner.lock();
                     self.pidleput(&mut inner, p);
                 }

@@ -22,6 +22,50 @@ pub(crate) const P_RUNNING: u8 = 1;
 /// P status: beyond `procs` after `set_procs` shrank it; owned by no one.
 pub(crate) const P_RETIRED: u8 = 2;
 
+/// Ownership of one P, as a value (DESIGN.md rule 8).
+///
+/// At any moment a P is held by exactly one of: an M (its window word,
+/// `MShared::p`), the idle list, one M's mailbox (`nextp`) or a stopped
+/// hog's slot (`stop_p`). Moving between them moves a `PToken`: it is
+/// neither `Copy` nor `Clone`, so code that hands a P on cannot keep using
+/// it, and dropping one is a lost P, which aborts naming it. The slots are
+/// atomics holding ids: [`PToken::into_slot`] moves ownership into one,
+/// and [`PToken::claim`] takes it back out after the operation that won it
+/// (a pop off the idle list, a successful CAS or swap on the slot).
+#[must_use = "dropping a P token loses the P"]
+pub(crate) struct PToken {
+    id: usize,
+}
+
+impl PToken {
+    /// Ownership of P `id`, just won from the slot that held it.
+    #[inline]
+    pub(crate) fn claim(id: usize) -> PToken {
+        debug_assert!(id != usize::MAX, "claimed the empty slot");
+        PToken { id }
+    }
+
+    /// Which P this is.
+    #[inline]
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Moves ownership into a slot: returns the id to store there.
+    #[inline]
+    pub(crate) fn into_slot(self) -> usize {
+        let id = self.id;
+        std::mem::forget(self);
+        id
+    }
+}
+
+impl Drop for PToken {
+    fn drop(&mut self) {
+        super::throw::throw("a P token was dropped: the P is lost");
+    }
+}
+
 /// Finished goroutines kept per P before half move to the runtime's list.
 pub(crate) const GFREE_MAX: usize = 64;
 /// Finished goroutines taken from the runtime's list at once.

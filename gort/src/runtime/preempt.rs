@@ -56,6 +56,7 @@ use std::sync::Once;
 
 use super::g::GRef;
 use super::m::{mctx, MShared, NO_P, S_G};
+use super::p::PToken;
 use super::sched::Sched;
 
 thread_local! {
@@ -168,7 +169,7 @@ pub(crate) fn tend(sched: &Sched, ms: &[std::sync::Arc<MShared>]) -> bool {
                     sched.global_put_batch(batch);
                 }
                 sched.handoffs.fetch_add(1, Ordering::Relaxed);
-                sched.handoffp(p);
+                sched.handoffp(PToken::claim(p));
             }
             queued = true;
             continue;
@@ -328,7 +329,7 @@ fn stop_here() -> bool {
     sh.stop_state.store(STOP_NONE, Ordering::Release);
     if let Some(p) = p {
         // Goroutine code: hold the P outside any window.
-        m.hold(p);
+        m.hold(PToken::claim(p));
     }
     // A new status word, so sysmon starts this run's clock afresh.
     m.set_status(S_G);

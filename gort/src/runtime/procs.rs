@@ -74,14 +74,14 @@ pub(crate) fn retire(ctx: &MCtx, p: &P) {
         sched.put_g(g, None);
     }
     let mut inner = sched.inner.lock();
-    if ctx.release() {
+    if let Some(p) = ctx.release() {
         // Moves its queue to the global one (or sysmon, which took the P,
         // does when it hands the P on).
-        sched.pidleput(&mut inner, p.id);
+        sched.pidleput(&mut inner, p);
     }
-    if let Some(id) = sched.pidleget(&mut inner) {
+    if let Some(p) = sched.pidleget(&mut inner) {
         drop(inner);
-        ctx.acquire(id);
+        ctx.acquire(p);
     } else {
         drop(inner);
     }

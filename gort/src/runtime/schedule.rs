@@ -147,8 +147,8 @@ pub(crate) fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
             if let Some(g) = sched.global_get_locked(&mut inner, p, usize::MAX) {
                 return Some((g, false));
             }
-            if ctx.release() {
-                sched.pidleput(&mut inner, p.id);
+            if let Some(p) = ctx.release() {
+                sched.pidleput(&mut inner, p);
             }
         }
         if ctx.spinning.get() {
@@ -159,9 +159,9 @@ pub(crate) fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
             fence(Ordering::SeqCst);
             if sched.all_ps().any(|q| !q.runq.is_empty()) || sched.global_len() > 0 {
                 let mut inner = sched.inner.lock();
-                if let Some(id) = sched.pidleget(&mut inner) {
+                if let Some(p) = sched.pidleget(&mut inner) {
                     drop(inner);
-                    ctx.acquire(id);
+                    ctx.acquire(p);
                     become_spinning(ctx);
                     continue;
                 }
@@ -171,9 +171,9 @@ pub(crate) fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
         if let Some(when) = sched.next_timer() {
             if when <= timers::now() {
                 let mut inner = sched.inner.lock();
-                if let Some(id) = sched.pidleget(&mut inner) {
+                if let Some(p) = sched.pidleget(&mut inner) {
                     drop(inner);
-                    ctx.acquire(id);
+                    ctx.acquire(p);
                     continue;
                 }
             }
@@ -215,12 +215,11 @@ fn steal_work(sched: &Sched, p: &P, local: &mut super::p::Local) -> Option<GRef>
 }
 
 pub(crate) fn release_p(ctx: &MCtx) {
-    if let Some(p) = ctx.p() {
-        let id = p.id;
+    if ctx.p().is_some() {
         let sched = &*ctx.sched;
         let mut inner = sched.inner.lock();
-        if ctx.release() {
-            sched.pidleput(&mut inner, id);
+        if let Some(p) = ctx.release() {
+            sched.pidleput(&mut inner, p);
         }
     }
 }
@@ -358,10 +357,8 @@ pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
         ctx.shared
             .locked_g
             .store(std::ptr::null_mut(), Ordering::Release);
-        if let Some(id) = ctx.p().map(|p| p.id) {
-            if ctx.release() {
-                sched.handoffp(id);
-            }
+        if let Some(p) = ctx.release() {
+            sched.handoffp(p);
         }
         ctx.exit.set(true);
     }
@@ -378,12 +375,12 @@ fn hand_p(ctx: &MCtx, m: &super::m::MShared) {
         let t = p.schedtick.load(Ordering::Relaxed);
         p.schedtick.store(t.wrapping_add(1), Ordering::Relaxed);
     }
-    match ctx.p().map(|p| p.id) {
-        Some(id) if ctx.release() => {
-            m.handoff(id, false);
+    match ctx.release() {
+        Some(p) => {
+            m.handoff(p, false);
             m.note.wakeup();
         }
-        _ => {
+        None => {
             // No P to give after all (sysmon took ours): put the stop back
             // as it was and let another M serve it.
             m.stop_state

@@ -273,14 +273,14 @@ impl Sched {
         let n = self.inner.lock().idle_ps.len();
         for _ in 0..n {
             // Hold one idle P at a time (its cache is its holder's).
-            let Some(id) = self.pidleget(&mut self.inner.lock()) else {
+            let Some(held) = self.pidleget(&mut self.inner.lock()) else {
                 break;
             };
-            let p = self.p(id);
+            let p = self.p(held.id());
             p.scavenge.store(false, Ordering::Relaxed);
-            // SAFETY: we hold P `id` (taken off the idle list above).
+            // SAFETY: we hold P `held` (taken off the idle list above).
             scavenge(&unsafe { p.local() }.gfree);
-            self.pidleput(&mut self.inner.lock(), id);
+            self.pidleput(&mut self.inner.lock(), held);
             if self.global_len() > 0 || !p.runq.is_empty() {
                 self.wakep();
             }

@@ -352,7 +352,7 @@ fn retake(
                 continue;
             }
         }
-        if m.take_p(p) {
+        if let Some(p) = m.take_p(p) {
             if hog {
                 super::preempt::request_stop(&m, st);
             }

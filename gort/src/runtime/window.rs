@@ -17,26 +17,26 @@ use std::sync::Arc;
 
 use super::m::{mctx, MCtx, MShared, NO_P};
 use super::membarrier;
-use super::p::P;
+use super::p::{PToken, P};
 use super::sched::Sched;
 
 impl MShared {
     /// Sysmon's side of the window protocol: takes P `p` from this M if it
     /// still holds it, and waits until the M's thread is out of its window.
-    /// True if the P is now the caller's.
-    pub(crate) fn take_p(&self, p: usize) -> bool {
+    /// `Some`: the P is now the caller's.
+    pub(crate) fn take_p(&self, p: usize) -> Option<PToken> {
         if self
             .p
             .compare_exchange(p, NO_P, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
-            return false;
+            return None;
         }
         membarrier::heavy();
         while self.using.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
-        true
+        Some(PToken::claim(p))
     }
 }
 
@@ -69,23 +69,23 @@ impl MCtx {
         self.shared.using.store(false, Ordering::Release);
     }
 
-    /// Takes P `id` (from the idle list or a hand-off), in the scheduler
+    /// Takes P `p` (from the idle list or a hand-off), in the scheduler
     /// loop (whose window is open while it holds a P).
-    pub(crate) fn acquire(&self, id: usize) {
+    pub(crate) fn acquire(&self, p: PToken) {
         self.shared.using.store(true, Ordering::Relaxed);
-        self.hold(id);
+        self.hold(p);
     }
 
-    /// Records P `id` as this M's (both views), without opening a window.
-    pub(crate) fn hold(&self, id: usize) {
-        self.p.set(id);
-        self.shared.p.store(id, Ordering::SeqCst);
+    /// Records P `p` as this M's (both views), without opening a window.
+    pub(crate) fn hold(&self, p: PToken) {
+        self.p.set(p.id());
+        self.shared.p.store(p.into_slot(), Ordering::SeqCst);
     }
 
-    /// Gives up this M's P; false if sysmon took it first (then it is
-    /// sysmon's to place, not ours). Either way the M holds no P and is
-    /// out of any window afterwards.
-    pub(crate) fn release(&self) -> bool {
+    /// Gives up this M's P, returning it to place; `None` if sysmon took
+    /// it first (then it is sysmon's to place, not ours). Either way the M
+    /// holds no P and is out of any window afterwards.
+    pub(crate) fn release(&self) -> Option<PToken> {
         let id = self.p.replace(NO_P);
         let ok = id != NO_P
             && self
@@ -94,7 +94,7 @@ impl MCtx {
                 .compare_exchange(id, NO_P, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok();
         self.shared.using.store(false, Ordering::Release);
-        ok
+        ok.then(|| PToken::claim(id))
     }
 }
 
