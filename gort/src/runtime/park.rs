@@ -368,7 +368,9 @@ pub(crate) fn claim(g: GRef, gen: u64) -> bool {
 
 /// Readies a goroutine this caller claimed (see [`claim`]).
 pub(crate) fn ready_claimed(g: GRef, gen: u64, next: bool) {
-    debug_assert_eq!(g.state.load(Ordering::Relaxed), pack(gen, CLAIMED));
+    if g.state.load(Ordering::Relaxed) != pack(gen, CLAIMED) {
+        super::throw::throw("ready: the goroutine was not claimed by this waker");
+    }
     g.state.store(pack(gen, RUNNABLE), Ordering::Release);
     enqueue(g, next);
 }

@@ -22,6 +22,7 @@ use super::p::P;
 use super::park::Waiter;
 use super::procs::retire;
 use super::sched::Sched;
+use super::throw::throw;
 use super::timers;
 use crate::stack::overflow;
 
@@ -237,7 +238,12 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
     }
     g.preempt.store(false, Ordering::Relaxed);
     loop {
-        let (gen, _) = unpack(g.state.load(Ordering::Acquire));
+        let (gen, status) = unpack(g.state.load(Ordering::Acquire));
+        if status != RUNNABLE {
+            // Two owners (a G queued twice, run while parked or after it
+            // exited): running it would share one stack between two runs.
+            throw("execute: the goroutine is not runnable");
+        }
         g.state.store(pack(gen, RUNNING), Ordering::Release);
         // SAFETY: the G came off a run queue, so this M owns it now.
         let coroutine = unsafe { g.ctx_mut() }
@@ -343,7 +349,10 @@ pub(crate) fn goexit(ctx: &MCtx, g: GRef) {
     g.blocking.set(0);
     g.lock_count.set(0);
     g.locked_m.set(std::ptr::null());
-    let (gen, _) = unpack(g.state.load(Ordering::Acquire));
+    let (gen, status) = unpack(g.state.load(Ordering::Acquire));
+    if status != RUNNING {
+        throw("goexit: the goroutine that returned is not running");
+    }
     // Counted out before it is DEAD, so whoever sees it DEAD (a run's end
     // waiting for its main) also sees the count.
     let p = ctx.p();

@@ -109,7 +109,10 @@ impl Sched {
         // SAFETY: we own `g`.
         unsafe { *g.ctx_mut() = Some(ctx) };
         self.groups.count(here.map(|p| &p.counts), group, 1);
-        let (gen, _) = unpack(g.state.load(Ordering::Relaxed));
+        let (gen, status) = unpack(g.state.load(Ordering::Relaxed));
+        if status != super::g::IDLE && status != super::g::DEAD {
+            throw("spawn: a G from the free list is still in use");
+        }
         // A goroutine spawned into a cancelled group is dropped unrun by
         // `execute`, which checks the group (see group.rs).
         g.state.store(pack(gen, RUNNABLE), Ordering::Release);
