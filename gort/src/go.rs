@@ -55,6 +55,10 @@ pub const CANCELLED: &str = "gort: goroutine cancelled: its runtime shut down or
 pub struct GoId(u64);
 
 impl GoId {
+    pub(crate) fn from_u64(id: u64) -> GoId {
+        GoId(id)
+    }
+
     /// The id as a number.
     pub fn as_u64(self) -> u64 {
         self.0
@@ -159,6 +163,7 @@ impl<T> Owner<T> {
     }
 
     /// The handle's side: waits for the result, takes it, frees the packet.
+    #[track_caller]
     pub(crate) fn join(self) -> thread::Result<T> {
         while !self.is_finished() {
             let p = self.0;
@@ -259,6 +264,7 @@ impl<T> JoinHandle<T> {
     /// Waits for the goroutine (parking a goroutine caller, blocking a
     /// thread caller) and returns its value, or the payload it panicked
     /// with.
+    #[track_caller]
     pub fn join(self) -> thread::Result<T> {
         self.packet.join()
     }

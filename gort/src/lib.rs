@@ -43,6 +43,8 @@ pub mod chan;
 #[cfg(not(loom))]
 pub mod context;
 #[cfg(not(loom))]
+pub mod debug;
+#[cfg(not(loom))]
 mod go;
 #[cfg(not(loom))]
 pub mod net;

@@ -46,11 +46,11 @@ impl ScopeData {
     /// runtime is being dropped) is held back until then, so no scoped
     /// goroutine outlives the frame it borrows from. Returns that
     /// cancellation, for the caller to resume once the scope is over.
-    fn wait(&self) -> Option<Box<dyn std::any::Any + Send>> {
+    fn wait(&self, at: &'static Location<'static>) -> Option<Box<dyn std::any::Any + Send>> {
         let mut cancelled = None;
         while self.running.load(Ordering::Acquire) != 0 {
             let parked = catch_unwind(AssertUnwindSafe(|| {
-                park::park(WaitReason::Scope, |w| {
+                park::park_at(WaitReason::Scope, at, |w| {
                     let mut slot = self.waiter.lock();
                     if self.running.load(Ordering::Acquire) == 0 {
                         return false;
@@ -105,6 +105,7 @@ pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
+    let at = Location::caller();
     let scope = Scope {
         data: Arc::new(ScopeData {
             running: AtomicUsize::new(0),
@@ -115,7 +116,7 @@ where
         _env: Invariant::default(),
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
-    if let Some(cancelled) = scope.data.wait() {
+    if let Some(cancelled) = scope.data.wait(at) {
         resume_unwind(cancelled);
     }
     match result {
@@ -160,6 +161,7 @@ pub struct ScopedJoinHandle<'scope, T> {
 
 impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the goroutine and returns its value or panic payload.
+    #[track_caller]
     pub fn join(self) -> thread::Result<T> {
         self.inner.join()
     }

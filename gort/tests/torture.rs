@@ -263,6 +263,8 @@ struct Counters {
     dropped: AtomicUsize,
     /// Goroutines left parked forever that returned from their park.
     woke: AtomicUsize,
+    /// Which kinds of `spawn_leftovers` they were (`kind % 19`).
+    woke_kinds: std::sync::Mutex<Vec<u64>>,
     /// Scope frames that unwound before their scoped goroutines ended.
     scope_violations: AtomicUsize,
 }
@@ -302,7 +304,8 @@ fn check_guards(cx: Cx, c: &Counters, what: &str) {
     check!(
         cx,
         woke == 0,
-        "{what}: {woke} goroutines parked forever returned from their park"
+        "{what}: {woke} goroutines parked forever returned from their park (kinds {:?})",
+        c.woke_kinds.lock().unwrap()
     );
     let v = c.scope_violations.load(SeqCst);
     check!(
@@ -1421,6 +1424,7 @@ fn spawn_leftovers(kind: u64, c: &Arc<Counters>, ready: &Sender<()>) -> usize {
         gort::go(move || {
             let _g = g;
             body(&ready);
+            c.woke_kinds.lock().unwrap().push(kind % 19);
             c.woke.fetch_add(1, SeqCst);
         })
     };

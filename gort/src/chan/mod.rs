@@ -319,6 +319,7 @@ impl<T: Send> Sender<T> {
     ///     assert_eq!(h.join().unwrap(), 42);
     /// });
     /// ```
+    #[track_caller]
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
         self.send_wait(v, Wait::Forever)
             .map_err(|e| SendError(e.into_inner()))
@@ -345,6 +346,7 @@ impl<T: Send> Sender<T> {
     /// let (tx, _rx) = gort::chan::bounded(0);
     /// assert!(tx.send_timeout(1, Duration::from_millis(2)).unwrap_err().is_timeout());
     /// ```
+    #[track_caller]
     pub fn send_timeout(&self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.send_wait(v, Wait::timeout(timeout))
     }
@@ -357,10 +359,12 @@ impl<T: Send> Sender<T> {
     /// let at = Instant::now() + Duration::from_millis(2);
     /// assert!(tx.send_deadline(1, at).is_err());
     /// ```
+    #[track_caller]
     pub fn send_deadline(&self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.send_wait(v, Wait::Until(deadline))
     }
 
+    #[track_caller]
     fn send_wait(&self, v: T, wait: Wait) -> Result<(), SendTimeoutError<T>> {
         let v = match self.chan.try_send(v) {
             Ok(()) => return Ok(()),
@@ -479,6 +483,7 @@ impl<T: Send> Receiver<T> {
     ///     assert_eq!(rx.recv(), Ok("ping"));
     /// });
     /// ```
+    #[track_caller]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.recv_wait(Wait::Forever).map_err(|_| RecvError)
     }
@@ -503,6 +508,7 @@ impl<T: Send> Receiver<T> {
     /// let (_tx, rx) = gort::chan::bounded::<i32>(0);
     /// assert!(rx.recv_timeout(Duration::from_millis(2)).unwrap_err().is_timeout());
     /// ```
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_wait(Wait::timeout(timeout))
     }
@@ -514,10 +520,12 @@ impl<T: Send> Receiver<T> {
     /// let (_tx, rx) = gort::chan::bounded::<i32>(0);
     /// assert!(rx.recv_deadline(Instant::now() + Duration::from_millis(2)).is_err());
     /// ```
+    #[track_caller]
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.recv_wait(Wait::Until(deadline))
     }
 
+    #[track_caller]
     fn recv_wait(&self, wait: Wait) -> Result<T, RecvTimeoutError> {
         match self.chan.try_recv() {
             Ok(v) => return Ok(v),
@@ -848,6 +856,7 @@ pub mod __private {
         Wait::timeout(d)
     }
 
+    #[track_caller]
     pub fn run(cases: &[Case<'_>], wait: Wait) -> Option<(usize, bool)> {
         let reason = if cases.is_empty() {
             WaitReason::SelectNoCases

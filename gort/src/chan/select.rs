@@ -172,6 +172,7 @@ impl Drop for Leftovers<'_, '_> {
 /// channel was closed, or `None` when `wait` ran out first.
 /// `polled`: the caller has just polled every case itself (a blocking
 /// `send`/`recv` tries its fast path first), so the first round skips it.
+#[track_caller]
 pub(crate) fn run(
     cases: &[Case<'_>],
     wait: Wait,
@@ -301,6 +302,7 @@ pub(crate) fn run(
 
 /// [`run`] for one case (every blocking `send` and `recv`): the same
 /// steps without the bookkeeping for several channels.
+#[track_caller]
 fn run_one(
     case: &Case<'_>,
     wait: Wait,
@@ -422,6 +424,7 @@ impl<'a> Select<'a> {
         self.cases.len() - 1
     }
 
+    #[track_caller]
     fn run(&self, wait: Wait) -> Option<SelectedOperation<'a>> {
         let cases: SmallVec<[Case<'_>; 8]> = self
             .cases
@@ -447,6 +450,7 @@ impl<'a> Select<'a> {
 
     /// Blocks until one case can proceed. With no cases, blocks forever
     /// (Go's `select {}`).
+    #[track_caller]
     pub fn select(&mut self) -> SelectedOperation<'a> {
         self.run(Wait::Forever)
             .expect("a select without deadline returns a case")
@@ -458,6 +462,7 @@ impl<'a> Select<'a> {
     }
 
     /// As [`select`](Self::select), giving up after `timeout`.
+    #[track_caller]
     pub fn select_timeout(
         &mut self,
         timeout: Duration,
@@ -466,6 +471,7 @@ impl<'a> Select<'a> {
     }
 
     /// As [`select`](Self::select), giving up at `deadline`.
+    #[track_caller]
     pub fn select_deadline(
         &mut self,
         deadline: Instant,

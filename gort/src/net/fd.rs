@@ -50,15 +50,18 @@ impl<S: AsRawFd> Fd<S> {
     }
 
     /// Runs a reading operation, waiting for readability as needed.
+    #[track_caller]
     pub(crate) fn read<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         self.run(Dir::Read, &mut op)
     }
 
     /// Runs a writing operation, waiting for writability as needed.
+    #[track_caller]
     pub(crate) fn write<R>(&self, mut op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         self.run(Dir::Write, &mut op)
     }
 
+    #[track_caller]
     fn run<R>(&self, dir: Dir, op: &mut impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
         crate::runtime::park::preempt_point();
         match op(&self.io) {
@@ -80,6 +83,7 @@ impl<S: AsRawFd> Fd<S> {
 
     /// Waits until the socket is writable (a non-blocking connect
     /// finished); false if `deadline` passed first.
+    #[track_caller]
     pub(crate) fn wait_writable(&self, deadline: Option<Instant>) -> bool {
         let _serial = self.writers.lock();
         self.reg.wait(Dir::Write, deadline)
@@ -157,6 +161,7 @@ impl<S: AsRawFd + AsFd> AsFd for Fd<S> {
 
 /// Connects a new non-blocking socket to `addr`, waiting (until `deadline`)
 /// for the connection to complete; returns it registered.
+#[track_caller]
 pub(crate) fn connect(
     domain: socket2::Domain,
     protocol: Option<socket2::Protocol>,

@@ -75,9 +75,11 @@ pub(crate) use socket_impls;
 macro_rules! stream_io {
     ($t:ident) => {
         impl std::io::Read for &$t {
+            #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.fd.read(|mut s| std::io::Read::read(&mut s, buf))
             }
+            #[track_caller]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
@@ -88,22 +90,27 @@ macro_rules! stream_io {
         }
 
         impl std::io::Write for &$t {
+            #[track_caller]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.fd.write(|mut s| std::io::Write::write(&mut s, buf))
             }
+            #[track_caller]
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 self.fd
                     .write(|mut s| std::io::Write::write_vectored(&mut s, bufs))
             }
+            #[track_caller]
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
         }
 
         impl std::io::Read for $t {
+            #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 std::io::Read::read(&mut &*self, buf)
             }
+            #[track_caller]
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
@@ -113,12 +120,15 @@ macro_rules! stream_io {
         }
 
         impl std::io::Write for $t {
+            #[track_caller]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 std::io::Write::write(&mut &*self, buf)
             }
+            #[track_caller]
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 std::io::Write::write_vectored(&mut &*self, bufs)
             }
+            #[track_caller]
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }

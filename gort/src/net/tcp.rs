@@ -66,6 +66,7 @@ impl TcpListener {
     /// Accepts a connection, parking until one arrives. Errors such as
     /// `EMFILE` (out of file descriptors) come back as they are; the
     /// listener stays usable.
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (s, a) = self.fd.read(|l| l.accept())?;
         Ok((TcpStream::from_std(s)?, a))
@@ -114,6 +115,7 @@ pub struct Incoming<'a> {
 
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;
+    #[track_caller]
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
         Some(self.listener.accept().map(|(s, _)| s))
     }
@@ -149,12 +151,14 @@ pub struct TcpStream {
 impl TcpStream {
     /// Connects to `addr` (each of its addresses in turn), parking until
     /// the connection is established.
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| TcpStream::connect_deadline(&a, None))
     }
 
     /// Connects with a timeout (std's `connect_timeout`): a zero timeout
     /// is an `InvalidInput` error, running out of time a `TimedOut` one.
+    #[track_caller]
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
@@ -208,6 +212,7 @@ impl TcpStream {
     }
 
     /// Reads without consuming, parking until data arrives.
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.read(|s| s.peek(buf))
     }

@@ -37,16 +37,19 @@ impl UdpSocket {
     }
 
     /// Receives one datagram and its sender, parking until one arrives.
+    #[track_caller]
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.fd.read(|s| s.recv_from(buf))
     }
 
     /// As [`recv_from`](Self::recv_from), leaving the datagram queued.
+    #[track_caller]
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.fd.read(|s| s.peek_from(buf))
     }
 
     /// Sends a datagram to `addr` (its first address).
+    #[track_caller]
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let to = first_addr(addr)?;
         self.fd.write(|s| s.send_to(buf, to))
@@ -54,21 +57,25 @@ impl UdpSocket {
 
     /// Sets the peer for [`send`](Self::send) and [`recv`](Self::recv)
     /// and filters what is received to it.
+    #[track_caller]
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         self.fd.get().connect(addr)
     }
 
     /// Sends to the connected peer.
+    #[track_caller]
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.fd.write(|s| s.send(buf))
     }
 
     /// Receives from the connected peer, parking until a datagram arrives.
+    #[track_caller]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.read(|s| s.recv(buf))
     }
 
     /// As [`recv`](Self::recv), leaving the datagram queued.
+    #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.fd.read(|s| s.peek(buf))
     }

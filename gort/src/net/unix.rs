@@ -48,6 +48,7 @@ impl UnixListener {
     }
 
     /// Accepts a connection, parking until one arrives.
+    #[track_caller]
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (s, a) = self.fd.read(|l| l.accept())?;
         Ok((UnixStream::from_std(s)?, a))
@@ -85,6 +86,7 @@ pub struct UnixIncoming<'a> {
 
 impl Iterator for UnixIncoming<'_> {
     type Item = io::Result<UnixStream>;
+    #[track_caller]
     fn next(&mut self) -> Option<io::Result<UnixStream>> {
         Some(self.listener.accept().map(|(s, _)| s))
     }
@@ -110,6 +112,7 @@ pub struct UnixStream {
 
 impl UnixStream {
     /// Connects to the socket file `path`.
+    #[track_caller]
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let addr = socket2::SockAddr::unix(path)?;
         let fd = fd::connect(socket2::Domain::UNIX, None, &addr, None)?;

@@ -38,6 +38,7 @@ use super::window::current_p;
 /// });
 /// assert_eq!(n, 42);
 /// ```
+#[track_caller]
 pub fn blocking<F: FnOnce() -> R, R>(f: F) -> R {
     let Some(g) = g::current() else {
         return f();
@@ -45,6 +46,8 @@ pub fn blocking<F: FnOnce() -> R, R>(f: F) -> R {
     let depth = g.blocking.get();
     g.blocking.set(depth + 1);
     if depth == 0 {
+        // Where `debug` says it blocks (a store: no clock read here).
+        g.set_waiting_at(std::panic::Location::caller());
         enter_blocking();
     }
     let _exit = Exit(g);

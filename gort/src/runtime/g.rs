@@ -131,7 +131,14 @@ impl WaitReason {
 
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.write_str(self.as_str())
+    }
+}
+
+impl WaitReason {
+    /// Go's words for it (`runtime/runtime2.go`'s waitReasonStrings).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
             WaitReason::None => "running",
             WaitReason::Join => "join",
             WaitReason::WaitGroup => "sync.WaitGroup.Wait",
@@ -149,7 +156,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Semacquire => "semacquire",
             WaitReason::Once => "sync.Once.Do",
             WaitReason::IoWait => "IO wait",
-        })
+        }
     }
 }
 
@@ -186,7 +193,13 @@ pub(crate) struct G {
     pub(crate) after: Cell<Option<AfterFn>>,
     pub(crate) info: UnsafeCell<StackInfo>,
     pub(crate) name: Lock<Option<Box<str>>>,
-    pub(crate) location: Cell<&'static Location<'static>>,
+    /// Where it was spawned (`debug` reads it from any thread).
+    spawned_at: AtomicPtr<Location<'static>>,
+    /// Where it last parked (the user's call: blocking calls are
+    /// `#[track_caller]` down to the park) and when, on the clock of
+    /// `timers::now` (ns): `debug` reports them while it waits.
+    waiting_at: AtomicPtr<Location<'static>>,
+    pub(crate) since: AtomicU64,
     /// Exits since the stack was last checked for deep pages.
     pub(crate) exits: Cell<u8>,
     /// The cached stack has not been checked for deep pages since the
@@ -259,7 +272,9 @@ impl GRef {
                 name: None,
             }),
             name: Lock::new(None),
-            location: Cell::new(Location::caller()),
+            spawned_at: AtomicPtr::new(std::ptr::from_ref(Location::caller()).cast_mut()),
+            waiting_at: AtomicPtr::new(std::ptr::null_mut()),
+            since: AtomicU64::new(0),
             exits: Cell::new(0),
             stack_dirty: Cell::new(false),
             blocking: Cell::new(0),
@@ -267,6 +282,43 @@ impl GRef {
             locked_m: Cell::new(std::ptr::null()),
         });
         GRef(NonNull::from(Box::leak(g)))
+    }
+
+    /// Where the goroutine was spawned.
+    pub(crate) fn spawned_at(self) -> &'static Location<'static> {
+        // SAFETY: only `&'static Location`s are ever stored.
+        unsafe { &*self.spawned_at.load(Ordering::Relaxed) }
+    }
+
+    pub(crate) fn set_spawned_at(self, at: &'static Location<'static>) {
+        self.spawned_at
+            .store(std::ptr::from_ref(at).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Where the goroutine last parked (`None` before its first park).
+    pub(crate) fn waiting_at(self) -> Option<&'static Location<'static>> {
+        let at = self.waiting_at.load(Ordering::Relaxed);
+        // SAFETY: only `&'static Location`s are ever stored.
+        (!at.is_null()).then(|| unsafe { &*at })
+    }
+
+    pub(crate) fn waiting_at_clear(self) {
+        self.waiting_at
+            .store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Records the blocking call at `at` the goroutine is entering.
+    #[inline]
+    pub(crate) fn set_waiting_at(self, at: &'static Location<'static>) {
+        self.waiting_at
+            .store(std::ptr::from_ref(at).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Records a park at `at`, now (the park's slow path only).
+    #[inline]
+    pub(crate) fn parked_at(self, at: &'static Location<'static>) {
+        self.set_waiting_at(at);
+        self.since.store(super::timers::now(), Ordering::Relaxed);
     }
 
     /// Makes the park of generation `gen` runnable (WAITING -> RUNNABLE),

@@ -35,6 +35,7 @@ pub(crate) mod runq;
 pub(crate) mod sched;
 pub(crate) mod schedule;
 pub(crate) mod shutdown;
+pub(crate) mod snapshot;
 pub(crate) mod spawn;
 pub(crate) mod sysmon;
 pub(crate) mod throw;
@@ -348,6 +349,11 @@ pub(crate) fn default_runtime() -> &'static Runtime {
             .build()
             .unwrap_or_else(|e| panic!("gort: cannot start the default runtime: {e}"))
     })
+}
+
+/// The default runtime, if it has started.
+pub(crate) fn started_default() -> Option<&'static Runtime> {
+    DEFAULT.get()
 }
 
 /// The runtime of the calling goroutine, or the default runtime.

@@ -318,6 +318,7 @@ impl Registration {
     /// `WouldBlock`, waiting for readiness in between; gives up at
     /// `deadline` with a `WouldBlock` error saying it timed out (std's
     /// kind for a socket timeout on Unix).
+    #[track_caller]
     pub(crate) fn io<R>(
         &self,
         dir: Dir,
@@ -344,6 +345,7 @@ impl Registration {
 
     /// Waits until the socket may be ready for `dir`; false if `deadline`
     /// passed first.
+    #[track_caller]
     pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> bool {
         let sched: &Sched = &self.sched;
         let np = get(sched).expect("registered, so the netpoller exists");

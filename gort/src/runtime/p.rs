@@ -7,7 +7,7 @@
 //! steady state takes a G and a stack without a lock or a syscall.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::group::Counts;
 
@@ -86,6 +86,8 @@ pub(crate) struct P {
     /// sysmon asks the holder to give back deep pages of the stacks cached
     /// here (see `spawn::scavenge`).
     pub(crate) scavenge: AtomicBool,
+    /// Goroutines spawned on this P (holder only writes; `debug::stats`).
+    pub(crate) spawned: AtomicU64,
     /// Goroutines spawned minus goroutines exited on this P, by group
     /// (see `group.rs`).
     pub(crate) counts: Counts,
@@ -118,6 +120,7 @@ impl P {
             schedtick: AtomicU32::new(0),
             slice_expired: AtomicBool::new(false),
             scavenge: AtomicBool::new(false),
+            spawned: AtomicU64::new(0),
             counts: Counts::default(),
             local: UnsafeCell::new(Local {
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93),

@@ -21,7 +21,7 @@ pub(crate) fn install() {
         std::panic::set_hook(Box::new(move |info| {
             if let Some(g) = g::current() {
                 let id = g.id.load(Ordering::Relaxed);
-                let loc = g.location.get();
+                let loc = g.spawned_at();
                 // SAFETY: the running goroutine's stack info is written at
                 // spawn and stays unchanged while it runs (this is it).
                 let name = unsafe { (*g.info.get()).name };

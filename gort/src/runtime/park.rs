@@ -20,6 +20,7 @@
 //! so a stale waiter wakes nothing.
 
 use std::mem::ManuallyDrop;
+use std::panic::Location;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -116,9 +117,20 @@ pub(crate) struct Cancelled;
 /// `after` must not touch the goroutine's stack once it has published the
 /// waiter (the goroutine may already be running elsewhere); it receives
 /// everything it needs by value.
+#[track_caller]
 pub(crate) fn park<F: FnOnce(Waiter) -> bool>(reason: WaitReason, after: F) {
+    park_at(reason, Location::caller(), after)
+}
+
+/// [`park`], recording `at` as the wait site (for a wait whose user call
+/// is not a caller of this, such as a scope's end).
+pub(crate) fn park_at<F: FnOnce(Waiter) -> bool>(
+    reason: WaitReason,
+    at: &'static Location<'static>,
+    after: F,
+) {
     match g::current() {
-        Some(g) => pinned_if_panicking(|| park_goroutine(g, reason, after, true)),
+        Some(g) => pinned_if_panicking(|| park_goroutine(g, reason, at, after, true)),
         None => {
             park_thread(after, None);
         }
@@ -199,14 +211,17 @@ impl Parking {
     /// kept wakers away from the registered waiter. If the goroutine's
     /// runtime is cancelling it, it parks anyway and is readied at once,
     /// so `after` always runs before the cancellation unwinds it.
+    #[track_caller]
     pub(crate) fn park<F: FnOnce()>(self, reason: WaitReason, deadline: Option<Instant>, after: F) {
         match self.waiter {
             Waiter::G { g, gen } => {
                 let sched = g.sched();
+                let at = Location::caller();
                 pinned_if_panicking(|| {
                     park_goroutine(
                         g,
                         reason,
+                        at,
                         move |w| {
                             debug_assert!(matches!(w, Waiter::G { gen: g2, .. } if g2 == gen));
                             after();
@@ -230,6 +245,7 @@ impl Parking {
 fn park_goroutine<F: FnOnce(Waiter) -> bool>(
     g: GRef,
     reason: WaitReason,
+    at: &'static Location<'static>,
     after: F,
     check_first: bool,
 ) {
@@ -251,6 +267,7 @@ fn park_goroutine<F: FnOnce(Waiter) -> bool>(
         call: call::<F>,
     }));
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
+    g.parked_at(at);
     suspend(g, Switch::Park);
     g.wait_reason
         .store(WaitReason::None as u8, Ordering::Relaxed);

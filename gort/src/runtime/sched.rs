@@ -64,6 +64,10 @@ pub(crate) struct Sched {
     pub(crate) newm_failures: AtomicU64,
     /// Ps sysmon took from goroutines in `blocking` or hogging their P.
     pub(crate) handoffs: AtomicU64,
+    /// Time slices sysmon ended and hogs it asked to stop (`debug::stats`).
+    pub(crate) preemptions: AtomicU64,
+    /// Goroutines spawned from outside any P (each P counts its own).
+    pub(crate) spawned: AtomicU64,
     /// The epoll instance, created with the first socket.
     pub(crate) netpoll: OnceLock<Netpoll>,
     /// The monitor thread's state (see `sysmon.rs`).
@@ -116,6 +120,8 @@ impl Sched {
             steals: AtomicU64::new(0),
             newm_failures: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
+            preemptions: AtomicU64::new(0),
+            spawned: AtomicU64::new(0),
             netpoll: OnceLock::new(),
             sysmon: Sysmon::default(),
         })

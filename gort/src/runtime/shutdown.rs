@@ -210,7 +210,7 @@ impl Sched {
                 RUNNABLE => "runnable".to_string(),
                 _ => format!("waiting ({})", g.reason()),
             };
-            let _ = write!(line, " (spawned at {}): {doing}", g.location.get());
+            let _ = write!(line, " (spawned at {}): {doing}", g.spawned_at());
             lines.push(line);
         }
         let mut msg = format!(

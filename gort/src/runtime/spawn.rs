@@ -42,6 +42,15 @@ impl Sched {
         // else owns it until it is queued below.
         let stack = unsafe { g.stack_mut().take() }.expect("get_g returns a G with a stack");
         let id = next_goid(here);
+        match here {
+            // Holder only: a plain load and store, no locked instruction.
+            Some(p) => p
+                .spawned
+                .store(p.spawned.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
+            None => {
+                self.spawned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         g.id.store(id, Ordering::Relaxed);
         g.preempt.store(false, Ordering::Relaxed);
         g.unwinding.store(false, Ordering::Relaxed);
@@ -53,7 +62,8 @@ impl Sched {
             _ => group::DETACHED,
         };
         g.group.store(group, Ordering::Relaxed);
-        g.location.set(opts.location);
+        g.set_spawned_at(opts.location);
+        g.waiting_at_clear();
         let name: Option<&'static str> = opts.name.map(|name| {
             let mut slot = g.name.lock();
             let name: &str = slot.insert(name.into_boxed_str());

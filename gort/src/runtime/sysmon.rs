@@ -299,6 +299,7 @@ fn retake(
                         // The slice is over; flag it once and start anew.
                         s.1 = now;
                         sched.p(p).slice_expired.store(true, Ordering::Relaxed);
+                        sched.preemptions.fetch_add(1, Ordering::Relaxed);
                         let g = m.curg.load(Ordering::Relaxed);
                         if !g.is_null() {
                             // SAFETY: Gs are immortal (g.rs); a stale flag on a
@@ -345,6 +346,7 @@ fn retake(
                 continue; // stopped: `tend` hands its P on
             }
             if m.stop_req.load(Ordering::Acquire) != st {
+                sched.preemptions.fetch_add(1, Ordering::Relaxed);
                 super::preempt::request_stop(&m, st);
                 continue;
             }

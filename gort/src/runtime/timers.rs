@@ -219,6 +219,7 @@ fn push(sched: &Sched, when: u64, fire: Fire) {
 
 /// Parks the caller until `at` (`None`: forever, until cancelled). A plain
 /// thread sleeps instead.
+#[track_caller]
 pub(crate) fn park_until(at: Option<Instant>) {
     let Some(g) = super::g::current() else {
         match at {

@@ -97,6 +97,7 @@ impl Condvar {
     /// drop(g);
     /// t.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_until(guard, None).0
     }
@@ -113,6 +114,7 @@ impl Condvar {
     /// let (_g, timed_out) = cv.wait_timeout(m.lock(), Duration::from_millis(5));
     /// assert!(timed_out);
     /// ```
+    #[track_caller]
     pub fn wait_timeout<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -142,6 +144,7 @@ impl Condvar {
     ///     assert_eq!(*g, 3);
     /// });
     /// ```
+    #[track_caller]
     pub fn wait_while<'a, T: ?Sized, F: FnMut(&mut T) -> bool>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -195,6 +198,7 @@ impl Condvar {
         }
     }
 
+    #[track_caller]
     fn wait_until<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,

@@ -78,6 +78,7 @@ impl RawMutex {
     }
 
     #[inline]
+    #[track_caller]
     pub(crate) fn lock(&self) {
         if self
             .state
@@ -127,6 +128,7 @@ impl RawMutex {
     }
 
     #[cold]
+    #[track_caller]
     fn lock_slow(&self) {
         let mut wait_start: Option<Instant> = None;
         let mut starving = false;
@@ -496,6 +498,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*m.lock(), 2);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.raw.lock();
         MutexGuard { mutex: self }

@@ -91,6 +91,7 @@ impl Once {
     /// once.call_once(|| n += 1);
     /// assert_eq!(n, 1);
     /// ```
+    #[track_caller]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if self.state.load(Ordering::Acquire) == COMPLETE {
             return;
@@ -111,6 +112,7 @@ impl Once {
     }
 
     #[cold]
+    #[track_caller]
     fn call_once_slow<F: FnOnce()>(&self, f: F) {
         loop {
             match self.state.compare_exchange(
@@ -137,6 +139,7 @@ impl Once {
 
     /// Waits for the running call; returns what it handed over (or 0 if
     /// the state changed before we parked).
+    #[track_caller]
     fn wait(&self) -> usize {
         let slot = Slot::new();
         let parking = park::prepare();

@@ -98,6 +98,7 @@ impl RawRwLock {
     }
 
     #[inline]
+    #[track_caller]
     fn read(&self) {
         if !self.try_read() {
             self.read_slow();
@@ -127,6 +128,7 @@ impl RawRwLock {
     }
 
     #[inline]
+    #[track_caller]
     fn write(&self) {
         if self
             .state
@@ -165,6 +167,7 @@ impl RawRwLock {
     }
 
     #[cold]
+    #[track_caller]
     fn read_slow(&self) {
         loop {
             let slot = Slot::new();
@@ -199,6 +202,7 @@ impl RawRwLock {
     }
 
     #[cold]
+    #[track_caller]
     fn write_slow(&self) {
         loop {
             let slot = Slot::new();
@@ -234,6 +238,7 @@ impl RawRwLock {
     }
 
     /// Parks a caller queued under `q`; true if it was granted the lock.
+    #[track_caller]
     fn park(
         &self,
         q: LockGuard<'_, Queues>,
@@ -465,6 +470,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 10);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.raw.read();
         RwLockReadGuard { lock: self }
@@ -478,6 +484,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 6);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.raw.write();
         RwLockWriteGuard { lock: self }

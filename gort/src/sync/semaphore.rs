@@ -121,6 +121,7 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 0);
     /// drop(p);
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_many(1)
     }
@@ -136,6 +137,7 @@ impl Semaphore {
     /// assert!(sem.try_acquire().is_none());
     /// drop(p);
     /// ```
+    #[track_caller]
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
         assert!(n <= Self::MAX_PERMITS, "semaphore: too many permits");
         if !self.try_take(n) {
@@ -242,6 +244,7 @@ impl Semaphore {
     }
 
     #[cold]
+    #[track_caller]
     fn acquire_slow(&self, n: usize) {
         let slot = Slot::new();
         let parking = park::prepare();

@@ -81,6 +81,7 @@ impl WaitGroup {
 
     /// Blocks until the counter is zero: a goroutine parks, a plain thread
     /// blocks.
+    #[track_caller]
     pub fn wait(&self) {
         let inner = &*self.inner;
         while inner.count.load(Ordering::Acquire) > 0 {

@@ -65,6 +65,7 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
 ///     assert_eq!(h.join().unwrap(), 7);
 /// });
 /// ```
+#[track_caller]
 pub fn sleep(d: Duration) {
     if d.is_zero() {
         return;
@@ -87,6 +88,7 @@ pub fn sleep(d: Duration) {
 ///     gort::time::sleep_until(at); // passed: returns at once
 /// });
 /// ```
+#[track_caller]
 pub fn sleep_until(deadline: Instant) {
     if deadline <= Instant::now() {
         return;
