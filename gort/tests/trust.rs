@@ -6,51 +6,12 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// True in the child process started by [`child`] for `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var("TRUST_CHILD").is_ok_and(|v| v == name)
-}
-
-/// Runs test `name` of this binary in a child process (with extra
-/// environment `env`), killing it if it has not finished in 60 s (a hang
-/// is then a failure that says so, not a timing check).
-fn child(name: &str, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads", "1"])
-        .env("TRUST_CHILD", name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut c = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if c.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            let out = c.wait_with_output().unwrap();
-            panic!(
-                "{name}: child hung for 60 s\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    c.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{child, is_child, text};
 
 /// Asserts the child exited 0 and printed `want` on stdout.
 fn expect_ok(out: &Output, want: &str) {

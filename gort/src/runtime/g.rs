@@ -178,6 +178,8 @@ pub(crate) struct G {
     /// (a destructor, a scope waiting for its goroutines), which neither a
     /// cancellation nor a check at a scheduling point interrupts again.
     pub(crate) unwinding: AtomicBool,
+    /// `deadlock::check` woke this main goroutine to panic.
+    pub(crate) deadlocked: AtomicBool,
     pub(crate) wait_reason: AtomicU8,
     /// The runtime this goroutine belongs to (valid while it is alive).
     pub(crate) sched: AtomicPtr<Sched>,
@@ -257,6 +259,7 @@ impl GRef {
             group: AtomicU32::new(0),
             preempt: AtomicBool::new(false),
             unwinding: AtomicBool::new(false),
+            deadlocked: AtomicBool::new(false),
             wait_reason: AtomicU8::new(0),
             sched: AtomicPtr::new(std::ptr::null_mut()),
             proxy_for: AtomicPtr::new(std::ptr::null_mut()),

@@ -192,6 +192,10 @@ pub(crate) fn stopm(ctx: &MCtx) {
     let m = &ctx.shared;
     // An M without a P is outside any window (sysmon may be waiting).
     debug_assert!(!m.using.load(Ordering::Relaxed) && m.p.load(Ordering::Relaxed) == NO_P);
+    if sched.npidle.load(Ordering::SeqCst) == sched.nprocs.load(Ordering::SeqCst) {
+        // The last P went idle: is anyone left who could wake anyone?
+        super::deadlock::check(sched);
+    }
     let np = sched.netpoll.get();
     let poll = np.is_some_and(|np| np.has_waiters() && !np.is_blocked());
     let timeout = {

@@ -99,6 +99,7 @@ pub(crate) fn mctx() -> Option<&'static MCtx> {
 
 /// Thread entry of an M started with the P in its mailbox (`newm`).
 pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>) {
+    let _counted = super::deadlock::GortThread::enter();
     let p = PToken::claim(shared.nextp.swap(NO_P, Ordering::Acquire));
     let spinning = shared.next_spinning.load(Ordering::Relaxed);
     overflow::install();

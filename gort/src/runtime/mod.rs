@@ -15,6 +15,7 @@
 
 pub(crate) mod blocking;
 pub(crate) mod claim;
+pub(crate) mod deadlock;
 pub(crate) mod futex;
 pub(crate) mod g;
 pub(crate) mod group;
@@ -247,7 +248,9 @@ impl Runtime {
             .spawn_in_group(&self.sched, Location::caller(), Some(group), main)
             .unwrap_or_else(|e| panic!("{e}"));
         let main_id = handle.id().as_u64();
+        self.sched.mains.lock().push(main_id);
         let result = handle.join();
+        self.sched.mains.lock().retain(|&id| id != main_id);
         self.sched.wait_exited(main_id);
         self.sched.end_cancel(group);
         match result {

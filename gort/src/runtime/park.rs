@@ -164,6 +164,10 @@ pub(crate) fn park_thread<F: FnOnce(Waiter) -> bool>(after: F, deadline: Option<
     }) {
         return true;
     }
+    // Untimed: this thread cannot act until woken (deadlock.rs counts it).
+    let _parked = deadline
+        .is_none()
+        .then(super::deadlock::ParkedThread::enter);
     parker.wait(gen, deadline)
 }
 
@@ -236,6 +240,9 @@ impl Parking {
             }
             Waiter::Thread { parker, gen } => {
                 after();
+                let _parked = deadline
+                    .is_none()
+                    .then(super::deadlock::ParkedThread::enter);
                 parker.wait(gen, deadline);
             }
         }
@@ -269,6 +276,9 @@ fn park_goroutine<F: FnOnce(Waiter) -> bool>(
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     g.parked_at(at);
     suspend(g, Switch::Park);
+    if g.deadlocked.load(Ordering::Relaxed) && !panicking() {
+        super::deadlock::panic_now(g);
+    }
     g.wait_reason
         .store(WaitReason::None as u8, Ordering::Relaxed);
 }

@@ -66,6 +66,10 @@ pub(crate) struct Sched {
     pub(crate) handoffs: AtomicU64,
     /// Time slices sysmon ended and hogs it asked to stop (`debug::stats`).
     pub(crate) preemptions: AtomicU64,
+    /// Ids of the main goroutines of `run` calls in progress.
+    pub(crate) mains: Lock<Vec<u64>>,
+    /// The report a deadlocked main goroutine panics with.
+    pub(crate) deadlock_report: Lock<Option<String>>,
     /// Goroutines spawned from outside any P (each P counts its own).
     pub(crate) spawned: AtomicU64,
     /// The epoll instance, created with the first socket.
@@ -90,7 +94,7 @@ impl Sched {
         for (i, slot) in allp.iter().enumerate().take(procs) {
             let _ = slot.set(P::new(i));
         }
-        Arc::new(Sched {
+        let s = Arc::new(Sched {
             id: NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed),
             allp,
             created: AtomicUsize::new(procs),
@@ -121,10 +125,14 @@ impl Sched {
             newm_failures: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
+            mains: Lock::new(Vec::new()),
+            deadlock_report: Lock::new(None),
             spawned: AtomicU64::new(0),
             netpoll: OnceLock::new(),
             sysmon: Sysmon::default(),
-        })
+        });
+        super::deadlock::register(&s);
+        s
     }
 
     #[inline]

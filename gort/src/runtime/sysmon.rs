@@ -117,6 +117,7 @@ pub(crate) fn stop(sched: &Sched) {
 }
 
 fn run(sched: &Arc<Sched>) {
+    let _counted = super::deadlock::GortThread::enter();
     let mut delay = MIN_DELAY_US;
     let mut idle = 0u32;
     let mut seen: HashMap<usize, (u64, u64)> = HashMap::new();
@@ -150,6 +151,11 @@ fn run(sched: &Arc<Sched>) {
             // deep sleep runs one round (the scavenger's) and sleeps on.
             if !sched.sysmon.sleeping.swap(false, Ordering::Relaxed) {
                 idle = 0;
+            } else {
+                // A whole second with every P idle: look for a deadlock
+                // again (the idle transition's check can come too early,
+                // before a thread starting or parking is counted).
+                super::deadlock::check(sched);
             }
             if sched.shutdown.load(Ordering::Acquire) {
                 return;

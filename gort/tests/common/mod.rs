@@ -3,9 +3,10 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::fmt::Display;
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A runtime with `procs` processors.
 pub fn rt(procs: usize) -> gort::runtime::Runtime {
@@ -40,4 +41,45 @@ impl Drop for Watchdog {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// True in the child process started by [`child`] for `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var("GORT_TEST_CHILD").is_ok_and(|v| v == name)
+}
+
+/// Runs test `name` of this binary in a child process (with extra
+/// environment `env`), killing it if it has not finished in 60 s (a hang
+/// is then a failure that says so, not a timing check).
+pub fn child(name: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env("GORT_TEST_CHILD", name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut c = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if c.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let out = c.wait_with_output().unwrap();
+            panic!(
+                "{name}: child hung for 60 s\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.wait_with_output().unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
