@@ -62,7 +62,8 @@ pub mod sync;
 pub mod time;
 
 // Under loom: the run queue, the channels, the `sync` primitives that
-// hand off through wait queues, and the poll descriptor, over the loom
+// hand off through wait queues, the poll descriptor, and the scheduler's
+// protocol units (P slot, mailbox, hog stop, spinning), over the loom
 // shims (`loom.rs`) and the loom-friendly waiter (`runtime/park_loom.rs`).
 #[cfg(loom)]
 #[allow(dead_code)]
@@ -70,10 +71,17 @@ mod runtime {
     pub(crate) mod claim;
     pub(crate) mod futex;
     pub(crate) mod lock;
+    pub(crate) mod mailbox;
+    pub(crate) mod membarrier;
+    pub(crate) mod note;
     #[path = "park_loom.rs"]
     pub(crate) mod park;
+    pub(crate) mod pslot;
     pub(crate) mod rand;
     pub(crate) mod runq;
+    pub(crate) mod spinning;
+    pub(crate) mod stop;
+    pub(crate) mod throw;
     pub(crate) use park::g;
 }
 #[cfg(loom)]

@@ -15,6 +15,7 @@
 //! * [`cell::UnsafeCell`]: std's cell behind loom's `with`/`with_mut` API;
 //!   under loom, loom's cell, which reports a "causality violation" when
 //!   two threads' accesses are not ordered by happens-before.
+//! * [`thread::yield_now`]: std's, or loom's.
 //! * [`Backoff`]: crossbeam's; under loom, `loom::thread::yield_now` (a spin
 //!   loop must yield for loom to schedule the thread it waits on).
 //! * [`time::Instant`]: std's; under loom, a per-execution fake clock that
@@ -89,6 +90,15 @@ pub(crate) mod cell {
             f(self.0.get())
         }
     }
+}
+
+/// Yielding the CPU in a wait loop: std's, or loom's (which schedules
+/// another model thread).
+pub(crate) mod thread {
+    #[cfg(loom)]
+    pub(crate) use loom::thread::yield_now;
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::yield_now;
 }
 
 /// Exponential back-off for spin loops (see the module docs).

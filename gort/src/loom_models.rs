@@ -7,14 +7,11 @@
 //! * `runq_*`: the real `RunQueue` (a 4-slot ring under loom) with the
 //!   owner pushing and popping while a thief steals: every item is taken
 //!   exactly once, through overflow and `runnext` stealing.
-//! * `wake_protocol`: Go's spinning-M protocol as `sched.rs`/`m.rs`
-//!   implement it: a submitter queues work then `wakep`s (start an M only
-//!   if a P is idle and no M spins); a spinning M that found nothing
-//!   releases its P, stops spinning, re-checks the queues, and sleeps. loom
-//!   explores every interleaving and reports a deadlock if the work could be
-//!   stranded with the M asleep (a lost wake-up).
+//! * the scheduler's protocols (the P window, the idle M's mailbox, the
+//!   hog stop, the wake protocol) are modelled beside their real code, in
+//!   `runtime/pslot.rs`, `mailbox.rs`, `stop.rs` and `spinning.rs`.
 
-use crate::loom::atomic::{fence, AtomicUsize, Ordering};
+use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::runtime::runq::RunQueue;
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
@@ -99,7 +96,7 @@ fn runq_overflow_races_with_steal() {
     });
 }
 
-/// The M's note: sleep until woken.
+/// A one-shot wake-up flag (the join packet's waiter).
 struct Note {
     woken: Mutex<bool>,
     cv: Condvar,
@@ -117,104 +114,6 @@ impl Note {
         }
         *w = false;
     }
-}
-
-struct Sched {
-    queue: RunQueue<usize>,
-    npidle: AtomicUsize,
-    nmspinning: AtomicUsize,
-    idle_p: Mutex<usize>,
-    note: Note,
-}
-
-impl Sched {
-    /// `Sched::wakep`, with `startm` handing the P to the (only) M.
-    fn wakep(&self) {
-        fence(Ordering::SeqCst);
-        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
-            return;
-        }
-        if self
-            .nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        let got = {
-            let mut idle = self.idle_p.lock().unwrap();
-            if *idle > 0 {
-                *idle -= 1;
-                self.npidle.fetch_sub(1, Ordering::SeqCst);
-                true
-            } else {
-                false
-            }
-        };
-        if got {
-            self.note.wake();
-        } else {
-            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-#[test]
-fn wake_protocol_loses_no_work() {
-    loom::model(|| {
-        // One busy P (the submitter's) and one P held by a spinning M.
-        let s = Arc::new(Sched {
-            queue: RunQueue::new(),
-            npidle: AtomicUsize::new(0),
-            nmspinning: AtomicUsize::new(1),
-            idle_p: Mutex::new(0),
-            note: Note {
-                woken: Mutex::new(false),
-                cv: Condvar::new(),
-            },
-        });
-        let s2 = s.clone();
-        let m = thread::spawn(move || {
-            let mine = RunQueue::new();
-            let mut spinning = true;
-            loop {
-                if let Some(p) = s2.queue.steal_into(&mine, true) {
-                    if spinning {
-                        // reset_spinning
-                        s2.nmspinning.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    return take(p);
-                }
-                // Release the P.
-                {
-                    let mut idle = s2.idle_p.lock().unwrap();
-                    *idle += 1;
-                    s2.npidle.fetch_add(1, Ordering::SeqCst);
-                }
-                if spinning {
-                    s2.nmspinning.fetch_sub(1, Ordering::SeqCst);
-                    fence(Ordering::SeqCst);
-                    if !s2.queue.is_empty() {
-                        let mut idle = s2.idle_p.lock().unwrap();
-                        if *idle > 0 {
-                            *idle -= 1;
-                            s2.npidle.fetch_sub(1, Ordering::SeqCst);
-                            s2.nmspinning.fetch_add(1, Ordering::SeqCst);
-                            spinning = true;
-                            continue;
-                        }
-                    }
-                }
-                // stopm: sleep until handed a P (as spinning, by wakep).
-                s2.note.sleep();
-                spinning = true;
-            }
-        });
-        // The submitter: queue work, then wakep (as `ready` does).
-        assert!(s.queue.put(item(42), false).is_none());
-        s.wakep();
-        assert_eq!(m.join().unwrap(), 42);
-    });
 }
 
 /// The join packet's protocol (`go.rs`): the goroutine writes the result

@@ -13,15 +13,19 @@
 //! A P travels between owners as a value: the idle list, one M, or an idle
 //! M's one-slot hand-off mailbox (`nextp`), which is written and read under
 //! the scheduler lock so a P in transit cannot be lost (DESIGN.md rule 8).
+//! The counters' steps are `spinning.rs`'s and the mailbox's
+//! `mailbox.rs`'s (each loom-checked there).
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::g::GRef;
 use super::m::{MCtx, MShared, NO_P};
+use super::mailbox;
 use super::p::{PToken, P_IDLE, P_RETIRED, P_RUNNING};
 use super::sched::{Inner, Sched};
+use super::spinning;
 use super::throw::throw;
 use super::timers;
 
@@ -33,10 +37,7 @@ impl MShared {
     /// M list, so a P in transit cannot be lost to an M that woke on its
     /// own (a timer) and left the list meanwhile.
     pub(crate) fn handoff(&self, p: PToken, spinning: bool) {
-        self.next_spinning.store(spinning, Ordering::Relaxed);
-        if self.nextp.swap(p.into_slot(), Ordering::Release) != NO_P {
-            throw("handoff: an M's P mailbox is already full");
-        }
+        mailbox::post(&self.nextp, &self.next_spinning, p.into_slot(), spinning);
     }
 }
 
@@ -88,20 +89,14 @@ impl Sched {
     /// (Go's `wakep`).
     #[inline]
     pub(crate) fn wakep(&self) {
-        fence(Ordering::SeqCst);
-        if self.npidle.load(Ordering::SeqCst) == 0 || self.nmspinning.load(Ordering::SeqCst) != 0 {
-            return;
+        if spinning::wanted(&self.npidle, &self.nmspinning) {
+            self.wakep_slow();
         }
-        self.wakep_slow();
     }
 
     #[cold]
     pub(crate) fn wakep_slow(&self) {
-        if self
-            .nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
+        if !spinning::claim(&self.nmspinning) {
             return;
         }
         let p = {
@@ -110,9 +105,7 @@ impl Sched {
         };
         match p {
             Some(p) => self.startm(p, true),
-            None => {
-                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            }
+            None => spinning::leave(&self.nmspinning),
         }
     }
 
@@ -234,11 +227,10 @@ pub(crate) fn stopm(ctx: &MCtx) {
     if let Some(pos) = inner.idle_ms.iter().position(|x| Arc::ptr_eq(x, m)) {
         inner.idle_ms.swap_remove(pos);
     }
-    let p = m.nextp.swap(NO_P, Ordering::Acquire);
-    if p != NO_P {
+    if let Some((p, spinning)) = mailbox::collect(&m.nextp, &m.next_spinning) {
         drop(inner);
         ctx.acquire(PToken::claim(p));
-        ctx.spinning.set(m.next_spinning.load(Ordering::Relaxed));
+        ctx.spinning.set(spinning);
     } else if timeout.is_some() || poll {
         // Timers came due or the poller readied goroutines (onto the
         // global queue): run them if a P is free.

@@ -16,8 +16,7 @@ use super::p::{PToken, P};
 use super::sched::Sched;
 use crate::stack::overflow;
 
-/// No P (an M's `p` or mailbox is empty).
-pub(crate) const NO_P: usize = usize::MAX;
+pub(crate) use super::pslot::NO_P;
 
 /// What an M is doing, for sysmon: the low two bits of `MShared::status`
 /// (the rest counts transitions, so sysmon can tell "still the same").

@@ -4,9 +4,13 @@
 //! (`startm`) or a timer comes due. Wake-ups may be stale (sent to an M that
 //! already woke for another reason); sleepers treat every return as "look
 //! again", so a stale wake-up costs one extra loop and is never lost.
+//! Its atomic and clock come from `crate::loom`: the hand-off models
+//! (`mailbox.rs`, `stop.rs`) sleep on it.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::loom::time::Instant;
 
 use super::futex;
 
@@ -32,7 +36,7 @@ impl Note {
     }
 
     pub(crate) fn wakeup(&self) {
-        if self.state.swap(1, Ordering::Release) == 0 {
+        if self.state.swap(1, Ordering::Release) == 0 && !crate::loom::mutant("note_no_wake") {
             futex::wake(&self.state, 1);
         }
     }

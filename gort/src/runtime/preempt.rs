@@ -46,6 +46,8 @@
 //! a P, as before this mechanism, and sysmon asks again later. So a stop
 //! can only delay, never deadlock.
 //!
+//! The states and their transitions are `stop.rs`'s (loom-checked there).
+//!
 //! The handler does only what is async-signal-safe: atomics, thread-local
 //! `Cell`s without destructors, and futex calls. `SA_RESTART` restarts the
 //! system calls it interrupts.
@@ -107,15 +109,19 @@ fn signal(m: &MShared) {
     }
 }
 
-/// `stop_state`: no stop.
-pub(crate) const STOP_NONE: u8 = 0;
-/// Stopped in the handler, waiting for sysmon to queue its proxy.
-pub(crate) const STOP_STOPPED: u8 = 1;
-/// The proxy is queued (a proxy dequeued earlier, left over from a
-/// withdrawn stop, cannot claim a stop sysmon has not queued yet).
-pub(crate) const STOP_QUEUED: u8 = 2;
-/// An M claimed the stop and is handing it a P.
-pub(crate) const STOP_HANDED: u8 = 3;
+pub(crate) use super::stop::{Stop, STOP_NONE};
+
+impl MShared {
+    /// This M's stop words, for the state machine of `stop.rs`.
+    pub(crate) fn stop(&self) -> Stop<'_> {
+        Stop {
+            state: &self.stop_state,
+            stop_p: &self.stop_p,
+            nextp: &self.nextp,
+            note: &self.note,
+        }
+    }
+}
 
 /// How long a stopped thread waits for a P before it runs on without one.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -136,21 +142,10 @@ pub(crate) fn stopping(m: &MShared) -> bool {
 pub(crate) fn tend(sched: &Sched, ms: &[std::sync::Arc<MShared>]) -> bool {
     let mut queued = false;
     for m in ms {
-        if m.stop_state
-            .compare_exchange(
-                STOP_STOPPED,
-                STOP_QUEUED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
+        if let Some(p) = m.stop().queue() {
             // The proxy first, then the P: the hog's turn comes after what
             // was queued before it stopped (step 3). Between the swap and
             // `handoffp` no M holds that P: its queue is ours to put to.
-            // If the handler withdraws meanwhile, the swap gives the P to
-            // one of us.
-            let p = m.stop_p.swap(NO_P, Ordering::AcqRel);
             if p == NO_P {
                 sched.global_put(m.proxy);
                 sched.wakep();
@@ -208,17 +203,7 @@ pub(crate) fn proxy(g: GRef) -> Option<Option<&'static MShared>> {
     // count), so even a stale proxy points at a valid one; only a stopped
     // M satisfies the CAS below.
     let m = unsafe { &*m };
-    Some(
-        m.stop_state
-            .compare_exchange(
-                STOP_QUEUED,
-                STOP_HANDED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-            .then_some(m),
-    )
+    Some(m.stop().claim().then_some(m))
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -291,42 +276,9 @@ fn stop_here() -> bool {
         NO_P
     };
     m.p.set(NO_P);
-    sh.stop_p.store(own, Ordering::SeqCst);
-    // SeqCst: a Dekker pair with sysmon's deep sleep (see `deep_sleep`).
-    sh.stop_state.store(STOP_STOPPED, Ordering::SeqCst);
+    sh.stop().publish(own);
     sysmon_kick(m);
-    let deadline = std::time::Instant::now() + STOP_WAIT;
-    let mut bounded = true;
-    let p = loop {
-        let p = sh.nextp.swap(NO_P, Ordering::Acquire);
-        if p != NO_P {
-            break Some(p);
-        }
-        let timeout = if bounded {
-            match deadline.checked_duration_since(std::time::Instant::now()) {
-                Some(d) if !d.is_zero() => Some(d),
-                _ => {
-                    if withdraw(sh) {
-                        // Run on with our P if sysmon has not handed it
-                        // on yet, else without one.
-                        let back = sh.stop_p.swap(NO_P, Ordering::AcqRel);
-                        break (back != NO_P).then_some(back);
-                    }
-                    // Claimed: the P is on its way.
-                    bounded = false;
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        sh.note.sleep(timeout);
-        if sh.nextp.load(Ordering::Acquire) == NO_P {
-            sh.note.clear();
-        }
-    };
-    sh.note.clear();
-    sh.stop_state.store(STOP_NONE, Ordering::Release);
+    let p = sh.stop().await_p(STOP_WAIT);
     if let Some(p) = p {
         // Goroutine code: hold the P outside any window.
         m.hold(PToken::claim(p));
@@ -334,24 +286,6 @@ fn stop_here() -> bool {
     // A new status word, so sysmon starts this run's clock afresh.
     m.set_status(S_G);
     true
-}
-
-/// Withdraws this thread's stop unless an M claimed it (then its P is on
-/// the way): STOPPED or QUEUED -> NONE. True if withdrawn.
-fn withdraw(sh: &MShared) -> bool {
-    let mut cur = sh.stop_state.load(Ordering::Acquire);
-    loop {
-        if cur == STOP_HANDED {
-            return false;
-        }
-        match sh
-            .stop_state
-            .compare_exchange(cur, STOP_NONE, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => return true,
-            Err(now) => cur = now,
-        }
-    }
 }
 
 /// Wakes sysmon so it queues the stopped goroutine now rather than at its

@@ -8,7 +8,7 @@
 //! nothing to do it gives its P back to the idle list and sleeps
 //! (`idle.rs`).
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use corosensei::CoroutineResult;
@@ -22,6 +22,7 @@ use super::p::P;
 use super::park::Waiter;
 use super::procs::retire;
 use super::sched::Sched;
+use super::spinning;
 use super::throw::throw;
 use super::timers;
 use crate::stack::overflow;
@@ -56,14 +57,14 @@ pub(crate) fn schedule(ctx: &MCtx) {
 
 pub(crate) fn reset_spinning(ctx: &MCtx) {
     ctx.spinning.set(false);
-    ctx.sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    spinning::leave(&ctx.sched.nmspinning);
     ctx.sched.wakep();
 }
 
 pub(crate) fn become_spinning(ctx: &MCtx) {
     if !ctx.spinning.get() {
         ctx.spinning.set(true);
-        ctx.sched.nmspinning.fetch_add(1, Ordering::SeqCst);
+        spinning::enter(&ctx.sched.nmspinning);
     }
 }
 
@@ -154,11 +155,11 @@ pub(crate) fn find_runnable(ctx: &MCtx) -> Option<(GRef, bool)> {
         }
         if ctx.spinning.get() {
             ctx.spinning.set(false);
-            sched.nmspinning.fetch_sub(1, Ordering::SeqCst);
             // The delicate dance: a submitter may have seen us spinning and
             // not woken anyone. Look again now that we are not counted.
-            fence(Ordering::SeqCst);
-            if sched.all_ps().any(|q| !q.runq.is_empty()) || sched.global_len() > 0 {
+            if spinning::give_up(&sched.nmspinning, || {
+                sched.all_ps().any(|q| !q.runq.is_empty()) || sched.global_len() > 0
+            }) {
                 let mut inner = sched.inner.lock();
                 if let Some(p) = sched.pidleget(&mut inner) {
                     drop(inner);
@@ -392,8 +393,7 @@ fn hand_p(ctx: &MCtx, m: &super::m::MShared) {
         None => {
             // No P to give after all (sysmon took ours): put the stop back
             // as it was and let another M serve it.
-            m.stop_state
-                .store(super::preempt::STOP_QUEUED, Ordering::Release);
+            m.stop().unclaim();
             sched.global_put(m.proxy);
             sched.wakep();
         }

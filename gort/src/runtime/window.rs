@@ -10,14 +10,15 @@
 //! and waits for it to leave (a Dekker pair on `using`/`p`, with the
 //! asymmetric fences of `membarrier.rs`). The scheduler loop is one long
 //! window, closed while a goroutine runs; the goroutine's own runtime calls
-//! open short ones through [`current_p`].
+//! open short ones through [`current_p`]. The protocol's steps are
+//! `pslot.rs`'s (loom-checked there).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::m::{mctx, MCtx, MShared, NO_P};
-use super::membarrier;
 use super::p::{PToken, P};
+use super::pslot;
 use super::sched::Sched;
 
 impl MShared {
@@ -25,18 +26,7 @@ impl MShared {
     /// still holds it, and waits until the M's thread is out of its window.
     /// `Some`: the P is now the caller's.
     pub(crate) fn take_p(&self, p: usize) -> Option<PToken> {
-        if self
-            .p
-            .compare_exchange(p, NO_P, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            return None;
-        }
-        membarrier::heavy();
-        while self.using.load(Ordering::Acquire) {
-            std::thread::yield_now();
-        }
-        Some(PToken::claim(p))
+        pslot::take(&self.p, &self.using, p).then(|| PToken::claim(p))
     }
 }
 
@@ -44,57 +34,26 @@ impl MCtx {
     /// Opens the scheduler's window after a goroutine ran: false if
     /// sysmon took the P meanwhile.
     pub(crate) fn reenter(&self) -> bool {
-        // Open the window before reading our view of the P: a stop for a
-        // hog (`preempt.rs`) may replace that view until the window is
-        // open, never after.
-        self.shared.using.store(true, Ordering::Relaxed);
-        membarrier::light();
-        let id = self.p.get();
-        if id == NO_P {
-            // Lost while the goroutine ran (and it noticed).
-            self.shared.using.store(false, Ordering::Release);
-            return false;
-        }
-        if self.shared.p.load(Ordering::Relaxed) != id {
-            self.lost();
-            return false;
-        }
-        true
-    }
-
-    /// Sysmon took our P: forget it, and leave the window so sysmon (which
-    /// waits for that) can hand the P on.
-    pub(crate) fn lost(&self) {
-        self.p.set(NO_P);
-        self.shared.using.store(false, Ordering::Release);
+        pslot::open(&self.shared.p, &self.shared.using, &self.p).is_some()
     }
 
     /// Takes P `p` (from the idle list or a hand-off), in the scheduler
     /// loop (whose window is open while it holds a P).
     pub(crate) fn acquire(&self, p: PToken) {
-        self.shared.using.store(true, Ordering::Relaxed);
-        self.hold(p);
+        pslot::acquire(&self.shared.p, &self.shared.using, &self.p, p.into_slot());
     }
 
     /// Records P `p` as this M's (both views), without opening a window.
     pub(crate) fn hold(&self, p: PToken) {
-        self.p.set(p.id());
-        self.shared.p.store(p.into_slot(), Ordering::SeqCst);
+        pslot::hold(&self.shared.p, &self.p, p.into_slot());
     }
 
     /// Gives up this M's P, returning it to place; `None` if sysmon took
     /// it first (then it is sysmon's to place, not ours). Either way the M
     /// holds no P and is out of any window afterwards.
     pub(crate) fn release(&self) -> Option<PToken> {
-        let id = self.p.replace(NO_P);
-        let ok = id != NO_P
-            && self
-                .shared
-                .p
-                .compare_exchange(id, NO_P, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok();
-        self.shared.using.store(false, Ordering::Release);
-        ok.then(|| PToken::claim(id))
+        let id = self.p.get();
+        pslot::release(&self.shared.p, &self.shared.using, &self.p).then(|| PToken::claim(id))
     }
 }
 
@@ -121,19 +80,9 @@ pub(crate) fn current_p(sched: &Sched) -> Option<PWindow> {
     if m.p.get() == NO_P {
         return None;
     }
-    sh.using.store(true, Ordering::Relaxed);
-    membarrier::light();
     // Read our view of the P only inside the window: until it opened, a
     // stop for a hog (`preempt.rs`) may have replaced it.
-    let id = m.p.get();
-    if id == NO_P {
-        sh.using.store(false, Ordering::Release);
-        return None;
-    }
-    if sh.p.load(Ordering::Relaxed) != id {
-        m.lost();
-        return None;
-    }
+    let id = pslot::open(&sh.p, &sh.using, &m.p)?;
     // SAFETY: Ps live as long as their Sched, which outlives its Ms.
     let p = unsafe { &*(m.sched.p(id) as *const P) };
     Some(PWindow {
@@ -159,7 +108,7 @@ impl Drop for PWindow {
     #[inline]
     fn drop(&mut self) {
         if let Some(u) = self.using {
-            u.store(false, Ordering::Release);
+            pslot::close(u);
         }
     }
 }
