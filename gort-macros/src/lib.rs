@@ -180,6 +180,31 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # fn main() {}
 /// ```
 ///
+/// Goroutines the test spawned (directly or through others) that are still
+/// alive a second after its main returns fail it, each listed as
+/// `gort::debug::dump` lists it (Go's goleak); `leaks = "allow"` turns that
+/// off. A test whose goroutines all wait with nothing pending (no timer,
+/// socket wait or running goroutine) for `deadlock_after` (default `"1s"`;
+/// `"500ms"`, `"5s"`, `"2m"`, ...) fails with the deadlock report instead of
+/// hanging:
+///
+/// ```
+/// #[gort::test(deadlock_after = "200ms")]
+/// #[should_panic(expected = "all goroutines are asleep - deadlock!")]
+/// fn stuck() {
+///     let (_tx, rx) = gort::chan::bounded::<u8>(0);
+///     let _ = rx.recv();
+/// }
+///
+/// #[gort::test(leaks = "allow")]
+/// fn leaves_a_goroutine_parked() {
+///     let (tx, rx) = gort::chan::bounded::<u8>(0);
+///     std::mem::forget(tx);
+///     gort::go(move || rx.recv());
+/// }
+/// # fn main() {}
+/// ```
+///
 /// Other attributes are kept (`#[should_panic]`, `#[ignore]`, ...), and a
 /// test may return a `Result` (any error type, `Send` or not), which is
 /// reported as std reports a failing `#[test]`:
@@ -232,6 +257,23 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # fn main() {}
 /// ```
 ///
+/// ```compile_fail
+/// #[gort::test(leaks = "yes")]
+/// fn leaks_takes_only_allow() {}
+/// # fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gort::test(deadlock_after = "soon")]
+/// fn not_a_duration() {}
+/// # fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[gort::main(leaks = "allow")]
+/// fn main() {}
+/// ```
+///
 /// `#[gort::test]` already declares the test, so `#[test]` must not be added:
 ///
 /// ```compile_fail
@@ -265,9 +307,30 @@ impl Kind {
 struct Options {
     procs: Option<(Literal, Span)>,
     stack_size: Option<(Literal, Span)>,
+    /// `leaks = "allow"` (test only).
+    leaks_allowed: Option<Span>,
+    /// `deadlock_after = "5s"`, in nanoseconds (test only).
+    deadlock_after: Option<(u64, Span)>,
 }
 
 const OPTIONS: &[&str] = &["procs", "stack_size"];
+const TEST_OPTIONS: &[&str] = &["leaks", "deadlock_after"];
+
+/// "1s", "500ms", "1.5s", "2m", "250us" as nanoseconds.
+fn parse_duration(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = num.trim().parse().ok()?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        _ => return None,
+    };
+    let v = n * scale;
+    (n.is_finite() && v >= 1.0 && v < u64::MAX as f64).then_some(v as u64)
+}
 
 fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let func: ItemFn = match syn::parse2(item.clone()) {
@@ -290,7 +353,7 @@ fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
         None => errors = Some(e),
     };
 
-    let options = match parse_options(args) {
+    let options = match parse_options(kind, args) {
         Ok(options) => options,
         Err(e) => {
             push(e);
@@ -317,12 +380,12 @@ fn with_error(item: TokenStream2, err: syn::Error) -> TokenStream2 {
     quote!(#err #item)
 }
 
-fn parse_options(args: TokenStream2) -> syn::Result<Options> {
+fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     let mut options = Options::default();
     let mut errors: Option<syn::Error> = None;
     for meta in metas {
-        if let Err(e) = parse_option(&mut options, meta) {
+        if let Err(e) = parse_option(kind, &mut options, meta) {
             match &mut errors {
                 Some(all) => all.combine(e),
                 None => errors = Some(e),
@@ -335,8 +398,14 @@ fn parse_options(args: TokenStream2) -> syn::Result<Options> {
     }
 }
 
-fn parse_option(options: &mut Options, meta: Meta) -> syn::Result<()> {
-    let allowed = "expected `procs = <integer>` or `stack_size = <integer>`";
+fn parse_option(kind: Kind, options: &mut Options, meta: Meta) -> syn::Result<()> {
+    let allowed = match kind {
+        Kind::Main => "expected `procs = <integer>` or `stack_size = <integer>`",
+        Kind::Test => {
+            "expected `procs = <integer>`, `stack_size = <integer>`, `leaks = \"allow\"` \
+             or `deadlock_after = \"<duration>\"`"
+        }
+    };
     let nv = match meta {
         Meta::NameValue(nv) => nv,
         Meta::Path(path) => {
@@ -354,15 +423,64 @@ fn parse_option(options: &mut Options, meta: Meta) -> syn::Result<()> {
     };
     let name = match nv.path.get_ident() {
         Some(ident) if OPTIONS.contains(&ident.to_string().as_str()) => ident.to_string(),
+        Some(ident) if kind == Kind::Test && TEST_OPTIONS.contains(&ident.to_string().as_str()) => {
+            ident.to_string()
+        }
         _ => {
             let shown = nv.path.to_token_stream().to_string().replace(' ', "");
+            let options = match kind {
+                Kind::Main => "the options are `procs` and `stack_size`",
+                Kind::Test => "the options are `procs`, `stack_size`, `leaks` and `deadlock_after`",
+            };
             return Err(syn::Error::new_spanned(
                 &nv.path,
-                format!("unknown option `{shown}`: the options are `procs` and `stack_size`"),
+                format!("unknown option `{shown}`: {options}"),
             ));
         }
     };
     let span = nv.span();
+    if TEST_OPTIONS.contains(&name.as_str()) {
+        let text = match &nv.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => s.value(),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    if name == "leaks" {
+                        "`leaks` takes the string \"allow\": `leaks = \"allow\"`"
+                    } else {
+                        "`deadlock_after` takes a duration string, e.g. `deadlock_after = \"5s\"`"
+                    },
+                ))
+            }
+        };
+        let duplicate = || syn::Error::new_spanned(&nv.path, format!("duplicate option `{name}`"));
+        if name == "leaks" {
+            if text != "allow" {
+                return Err(syn::Error::new_spanned(
+                    &nv.value,
+                    format!("`leaks` can only be \"allow\" (leak checks are on by default), not {text:?}"),
+                ));
+            }
+            if options.leaks_allowed.replace(span).is_some() {
+                return Err(duplicate());
+            }
+        } else {
+            let Some(ns) = parse_duration(&text) else {
+                return Err(syn::Error::new_spanned(
+                    &nv.value,
+                    format!(
+                        "`deadlock_after` must be a positive duration such as \"500ms\", \"5s\" or \"2m\", not {text:?}"
+                    ),
+                ));
+            };
+            if options.deadlock_after.replace((ns, span)).is_some() {
+                return Err(duplicate());
+            }
+        }
+        return Ok(());
+    }
     let value = match &nv.value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
@@ -567,11 +685,19 @@ fn expand_test(func: ItemFn, options: &Options) -> TokenStream2 {
     } = &func;
     let (inner_ident, inner) = inner_fn(&func, "__gort_test");
     let calls = builder_calls(options);
+    let leaks = options.leaks_allowed.is_none();
+    let after = options.deadlock_after.map_or(1_000_000_000, |(ns, _)| ns);
     let runtime = quote! {
         ::gort::runtime::Builder::new()
             #calls
             .build()
             .expect("gort: cannot build test runtime")
+    };
+    let checks = quote! {
+        ::gort::runtime::__TestChecks {
+            leaks: #leaks,
+            deadlock_after: ::std::time::Duration::from_nanos(#after),
+        }
     };
     match &sig.output {
         ReturnType::Default => quote! {
@@ -579,7 +705,7 @@ fn expand_test(func: ItemFn, options: &Options) -> TokenStream2 {
             #(#attrs)*
             #vis #sig {
                 #inner
-                #runtime.run(#inner_ident)
+                #runtime.__run_test(#checks, #inner_ident)
             }
         },
         ReturnType::Type(..) => {
@@ -593,7 +719,7 @@ fn expand_test(func: ItemFn, options: &Options) -> TokenStream2 {
                 #(#attrs)*
                 #vis #outer {
                     #inner
-                    #runtime.run(|| ::std::process::Termination::report(#inner_ident()))
+                    #runtime.__run_test(#checks, || ::std::process::Termination::report(#inner_ident()))
                 }
             }
         }

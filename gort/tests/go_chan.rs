@@ -277,7 +277,8 @@ fn select_nonblocking_sends_with_nil_cases() {
 // ---------------------------------------------------------------------------
 // test/chan/select3.go
 
-#[gort::test]
+// Like Go's select3.go, the probes that must block are left blocked.
+#[gort::test(leaks = "allow")]
 fn select3_blocking_semantics_of_nil_closed_and_empty_channels() {
     let _w = watchdog("select3");
     let nilch: Receiver<i32> = chan::never();

@@ -227,3 +227,64 @@ fn main_attribute_on_other_functions() {
     assert_eq!(sum_in_goroutines(), 385);
     assert_eq!(procs_of_main_with_options(), 2);
 }
+
+// ---- #[gort::test]'s leak and deadlock checks ------------------------------------
+
+#[gort::test]
+#[should_panic(expected = "1 goroutine still alive when the test's main returned")]
+fn a_goroutine_left_parked_fails_the_test() {
+    let (tx, rx) = gort::chan::bounded::<u8>(0);
+    // Kept open past main's return (dropping it would end the receive).
+    std::mem::forget(tx);
+    gort::Builder::new()
+        .name("leaked")
+        .spawn(move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+    gort::yield_now();
+}
+
+#[gort::test]
+#[should_panic(expected = "\"leaked-too\" [chan receive")]
+fn the_leak_report_lists_each_goroutine_as_dump_does() {
+    let (tx, rx) = gort::chan::bounded::<u8>(0);
+    gort::Builder::new()
+        .name("leaked-too")
+        .spawn(move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+    gort::yield_now();
+    std::mem::forget(tx);
+}
+
+#[gort::test(leaks = "allow")]
+fn leaks_allow_turns_the_check_off() {
+    let (tx, rx) = gort::chan::bounded::<u8>(0);
+    std::mem::forget(tx); // the goroutine stays parked past main's return
+    gort::go(move || {
+        let _ = rx.recv();
+    });
+    gort::yield_now();
+}
+
+#[gort::test]
+fn goroutines_that_finish_just_after_main_are_not_leaks() {
+    // Still running when main returns, done within the grace second.
+    gort::go(|| gort::time::sleep(std::time::Duration::from_millis(50)));
+}
+
+#[gort::test(deadlock_after = "200ms")]
+#[should_panic(expected = "gort: all goroutines are asleep - deadlock!")]
+fn a_deadlocked_test_fails_instead_of_hanging() {
+    let (_tx, rx) = gort::chan::bounded::<u8>(0);
+    let _ = rx.recv();
+}
+
+#[gort::test(deadlock_after = "2s")]
+fn waiting_on_a_timer_is_not_a_deadlock() {
+    let t = std::time::Instant::now();
+    gort::time::sleep(std::time::Duration::from_millis(300));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+}

@@ -164,14 +164,19 @@ pub(crate) fn check(sched: &Sched) {
     {
         return;
     }
-    // A deadlock. The report, then wake each main goroutine to panic.
+    declare(&rts);
+}
+
+/// A deadlock in `rts`: the report of every goroutine, then each main
+/// goroutine of a `run` is woken to panic with it.
+pub(crate) fn declare(rts: &[Arc<Sched>]) {
     let mut report = Vec::new();
-    for s in &rts {
+    for s in rts {
         let _ = crate::debug::write_report(&mut report, &s.goroutine_infos());
         report.push(b'\n');
     }
     let report = String::from_utf8_lossy(&report).trim_end().to_string();
-    for s in &rts {
+    for s in rts {
         let mains = s.mains.lock().clone();
         if mains.is_empty() {
             continue;
@@ -197,6 +202,13 @@ pub(crate) fn check(sched: &Sched) {
             }
         }
     }
+}
+
+/// One runtime's goroutine state words if every goroutine of it waits with
+/// nothing pending (threads outside are not considered: `#[gort::test]`'s
+/// `deadlock_after` judges by time instead).
+pub(crate) fn quiescent(s: &Arc<Sched>) -> Option<Vec<u64>> {
+    collect(std::slice::from_ref(s)).filter(|w| !w.is_empty())
 }
 
 /// The main goroutine `g` was woken by [`check`]: panics with the report.

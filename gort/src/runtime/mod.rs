@@ -43,6 +43,7 @@ pub(crate) mod spawn;
 pub(crate) mod spinning;
 pub(crate) mod stop;
 pub(crate) mod sysmon;
+pub(crate) mod testing;
 pub(crate) mod throw;
 pub(crate) mod timers;
 pub(crate) mod window;
@@ -55,7 +56,11 @@ use std::time::Duration;
 pub use sched::MAX_PROCS;
 
 use crate::stack;
+use lock::Lock;
 use sched::Sched;
+
+#[doc(hidden)]
+pub use testing::TestChecks as __TestChecks;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -223,10 +228,35 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.run_main(Location::caller(), f, None)
+    }
+
+    /// `#[gort::test]`'s `run`: also fails on leaked goroutines and on a
+    /// deadlock of the test's goroutines (see `runtime/testing.rs`).
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn __run_test<F, T>(&self, checks: testing::TestChecks, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_main(Location::caller(), f, Some(checks))
+    }
+
+    fn run_main<F, T>(
+        &self,
+        at: &'static Location<'static>,
+        f: F,
+        checks: Option<testing::TestChecks>,
+    ) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let inside = g::current().is_some_and(|g| std::ptr::eq(g.sched(), &*self.sched));
         if inside {
             return crate::Builder::new()
-                .spawn_on(&self.sched, Location::caller(), f)
+                .spawn_on(&self.sched, at, f)
                 .unwrap_or_else(|e| panic!("{e}"))
                 .join()
                 .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
@@ -243,24 +273,45 @@ impl Runtime {
         }
         let group = self.sched.groups.start();
         let guard = CancelGroup(self.sched.clone(), group);
+        let leaks = Arc::new(Lock::new(None::<String>));
+        let leaks2 = leaks.clone();
+        let sched = self.sched.clone();
         let main = move || {
             let _guard = guard;
-            f()
+            let v = f();
+            if checks.is_some_and(|c| c.leaks) {
+                *leaks2.lock() = testing::leaked(&sched);
+            }
+            v
         };
         let handle = crate::Builder::new()
             .name("main")
-            .spawn_in_group(&self.sched, Location::caller(), Some(group), main)
+            .spawn_in_group(&self.sched, at, Some(group), main)
             .unwrap_or_else(|e| panic!("{e}"));
         let main_id = handle.id().as_u64();
         self.sched.mains.lock().push(main_id);
+        let watcher = checks.map(|c| {
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (s, d) = (self.sched.clone(), done.clone());
+            let t = std::thread::spawn(move || testing::watch(s, c.deadlock_after, d));
+            (t, done)
+        });
         let result = handle.join();
+        if let Some((t, done)) = watcher {
+            done.store(true, std::sync::atomic::Ordering::Release);
+            let _ = t.join();
+        }
         self.sched.mains.lock().retain(|&id| id != main_id);
         self.sched.wait_exited(main_id);
         self.sched.end_cancel(group);
-        match result {
+        let v = match result {
             Ok(v) => v,
             Err(payload) => std::panic::resume_unwind(payload),
+        };
+        if let Some(report) = leaks.lock().take() {
+            panic!("{report}");
         }
+        v
     }
 
     /// Spawns a goroutine on this runtime, from any thread.

@@ -29,6 +29,11 @@ pub(crate) fn current() -> Option<&'static Sched> {
 impl Sched {
     /// Every live goroutine, by id.
     pub(crate) fn goroutine_infos(&self) -> Vec<GoroutineInfo> {
+        self.goroutine_infos_where(|_| true)
+    }
+
+    /// The live goroutines for which `keep` holds, by id.
+    pub(crate) fn goroutine_infos_where(&self, keep: impl Fn(GRef) -> bool) -> Vec<GoroutineInfo> {
         // The Ms' view first: which goroutines are inside `blocking`, and
         // which are wired to a thread.
         let (blocking, locked): (Vec<*mut g::G>, Vec<*mut g::G>) = {
@@ -48,6 +53,7 @@ impl Sched {
         let gs: Vec<GRef> = self.allgs.lock().clone();
         let mut out: Vec<GoroutineInfo> = gs
             .into_iter()
+            .filter(|&g| keep(g))
             .filter_map(|g| {
                 let (_, status) = unpack(g.state.load(Ordering::Acquire));
                 let state = match status {
