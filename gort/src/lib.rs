@@ -46,6 +46,8 @@ pub mod context;
 mod go;
 #[cfg(not(loom))]
 pub mod net;
+#[cfg_attr(loom, allow(dead_code))]
+mod packet;
 #[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]

@@ -13,6 +13,7 @@
 //!   releases its P, stops spinning, re-checks the queues, and sleeps. loom
 //!   explores every interleaving and reports a deadlock if the work could be
 //!   stranded with the M asleep (a lost wake-up).
+//! * `p_window_vs_sysmon`: the P window protocol (a re-statement).
 
 use crate::loom::atomic::{fence, AtomicUsize, Ordering};
 use crate::runtime::runq::RunQueue;
@@ -217,116 +218,76 @@ fn wake_protocol_loses_no_work() {
     });
 }
 
-/// The join packet's protocol (`go.rs`): the goroutine writes the result
-/// and sets COMPLETE; the handle either stores a waiter and sets WAITER
-/// (parking unless COMPLETE was already set) or sets DETACHED. The side
-/// that acts second frees. loom's `UnsafeCell` flags any racy access to
-/// the result or waiter slot; the counters check exactly one free and one
-/// wake-up when (and only when) the joiner parked.
-mod packet {
+/// The P window protocol (`m.rs`, `window.rs`), still a re-statement:
+/// sysmon taking a P (`MShared::take_p`: CAS `p` to NO_P, barrier, wait
+/// while `using`) against the M's thread opening windows (`current_p`: set
+/// `using`, barrier, check `p`). Both barriers are SeqCst fences here (the
+/// fallback of `membarrier.rs`; the expedited membarrier gives the same
+/// ordering). The P's owner-only state is a loom `UnsafeCell`, so loom
+/// reports any access by both at once. (Checked by hand: dropping either
+/// fence makes loom report concurrent access to the P's state.)
+mod p_window {
     use super::*;
     use loom::cell::UnsafeCell;
+    use loom::sync::atomic::AtomicBool;
 
-    const COMPLETE: usize = 1;
-    const DETACHED: usize = 2;
-    const WAITER: usize = 4;
+    const NO_P: usize = usize::MAX;
 
-    struct Packet {
-        state: AtomicUsize,
-        result: UnsafeCell<Option<u32>>,
-        waiter: UnsafeCell<Option<Arc<Note>>>,
-        frees: AtomicUsize,
+    /// `MShared`'s `p` and `using`, and the P's owner-only state.
+    struct M {
+        p: AtomicUsize,
+        using: AtomicBool,
+        local: UnsafeCell<u32>,
     }
 
-    fn note() -> Arc<Note> {
-        Arc::new(Note {
-            woken: Mutex::new(false),
-            cv: Condvar::new(),
-        })
-    }
-
-    fn complete(p: &Packet) {
-        // SAFETY: the slot access the protocol under test allows; loom
-        // reports it if another thread can touch the slot concurrently.
-        p.result.with_mut(|r| unsafe { *r = Some(7) });
-        let prev = p.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        if prev & DETACHED != 0 {
-            p.frees.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if prev & WAITER != 0 {
-            // SAFETY: the slot access the protocol under test allows; loom
-            // reports it if another thread can touch the slot concurrently.
-            let w = p.waiter.with_mut(|s| unsafe { (*s).take() });
-            w.expect("waiter stored before WAITER").wake();
-        }
-    }
-
-    fn join(p: &Packet) -> u32 {
-        if p.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            let me = note();
-            // SAFETY: the slot access the protocol under test allows; loom
-            // reports it if another thread can touch the slot concurrently.
-            p.waiter.with_mut(|s| unsafe { *s = Some(me.clone()) });
-            let prev = p.state.fetch_or(WAITER, Ordering::AcqRel);
-            if prev & COMPLETE != 0 {
-                // SAFETY: the slot access the protocol under test allows; loom
-                // reports it if another thread can touch the slot concurrently.
-                drop(p.waiter.with_mut(|s| unsafe { (*s).take() }));
-            } else {
-                me.sleep();
+    #[test]
+    fn p_window_vs_sysmon() {
+        loom::model(|| {
+            let m = Arc::new(M {
+                p: AtomicUsize::new(0),
+                using: AtomicBool::new(false),
+                local: UnsafeCell::new(0),
+            });
+            let m2 = m.clone();
+            let sysmon = thread::spawn(move || {
+                // `take_p`.
+                if m2
+                    .p
+                    .compare_exchange(0, NO_P, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return false;
+                }
+                fence(Ordering::SeqCst);
+                while m2.using.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                // The P is sysmon's now (`handoffp`).
+                // SAFETY: loom checks exactly this: that no one else touches
+                // the cell now (a violation fails the model, not UB).
+                m2.local.with_mut(|v| unsafe { *v += 10 });
+                true
+            });
+            // The goroutine's thread: two windows (say, two `go` calls).
+            let mut mine = true;
+            for _ in 0..2 {
+                if !mine {
+                    break;
+                }
+                m.using.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if m.p.load(Ordering::Relaxed) == 0 {
+                    // SAFETY: as above: loom tracks and reports concurrent use.
+                    m.local.with_mut(|v| unsafe { *v += 1 });
+                } else {
+                    mine = false;
+                }
+                m.using.store(false, Ordering::Release);
             }
-        }
-        assert_ne!(p.state.load(Ordering::Acquire) & COMPLETE, 0);
-        // SAFETY: the slot access the protocol under test allows; loom
-        // reports it if another thread can touch the slot concurrently.
-        let r = p.result.with_mut(|r| unsafe { (*r).take() }).unwrap();
-        p.frees.fetch_add(1, Ordering::Relaxed);
-        r
-    }
-
-    fn detach(p: &Packet) {
-        let prev = p.state.fetch_or(DETACHED, Ordering::AcqRel);
-        if prev & COMPLETE != 0 {
-            p.frees.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn packet() -> Arc<Packet> {
-        Arc::new(Packet {
-            state: AtomicUsize::new(0),
-            result: UnsafeCell::new(None),
-            waiter: UnsafeCell::new(None),
-            frees: AtomicUsize::new(0),
-        })
-    }
-
-    #[test]
-    fn join_gets_the_result_and_frees_once() {
-        loom::model(|| {
-            let p = packet();
-            let p2 = p.clone();
-            let g = thread::spawn(move || complete(&p2));
-            assert_eq!(join(&p), 7);
-            g.join().unwrap();
-            assert_eq!(p.frees.load(Ordering::Relaxed), 1);
-        });
-    }
-
-    #[test]
-    fn detach_races_with_completion_and_frees_once() {
-        loom::model(|| {
-            let p = packet();
-            let p2 = p.clone();
-            let g = thread::spawn(move || complete(&p2));
-            detach(&p);
-            g.join().unwrap();
-            assert_eq!(p.frees.load(Ordering::Relaxed), 1);
+            let taken = sysmon.join().unwrap();
+            // SAFETY: both threads are done (joined).
+            let v = m.local.with(|v| unsafe { *v });
+            assert_eq!(taken, v >= 10);
         });
     }
 }
-
-/// The poll descriptor and P window models (their file lives with the
-/// netpoller).
-#[path = "runtime/netpoll_models.rs"]
-mod netpoll_models;
