@@ -72,6 +72,7 @@ mod runtime {
     pub(crate) mod lock;
     #[path = "park_loom.rs"]
     pub(crate) mod park;
+    pub(crate) mod polldesc;
     pub(crate) mod rand;
     pub(crate) mod runq;
     pub(crate) use park::g;

@@ -29,6 +29,7 @@ pub(crate) mod p;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
 pub(crate) mod preempt;
+pub(crate) mod polldesc;
 pub(crate) mod procs;
 pub(crate) mod rand;
 pub(crate) mod runq;
