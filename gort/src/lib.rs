@@ -68,6 +68,7 @@ pub mod time;
 #[allow(dead_code)]
 mod runtime {
     pub(crate) mod claim;
+    pub(crate) mod counts;
     pub(crate) mod futex;
     pub(crate) mod lock;
     #[path = "park_loom.rs"]

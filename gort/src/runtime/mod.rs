@@ -15,6 +15,7 @@
 
 pub(crate) mod blocking;
 pub(crate) mod claim;
+pub(crate) mod counts;
 pub(crate) mod futex;
 pub(crate) mod g;
 pub(crate) mod group;
