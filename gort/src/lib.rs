@@ -61,9 +61,10 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod time;
 
-// Under loom: the run queue, the channels, the `sync` primitives that
-// hand off through wait queues, and the poll descriptor, over the loom
-// shims (`loom.rs`) and the loom-friendly waiter (`runtime/park_loom.rs`).
+// Under loom: the run queue, the join packet, the poll descriptor, the
+// group live counts, the channels and the `sync` primitives that hand off
+// through wait queues, over the loom shims (`loom.rs`) and the
+// loom-friendly waiter (`runtime/park_loom.rs`).
 #[cfg(loom)]
 #[allow(dead_code)]
 mod runtime {

@@ -1,8 +1,10 @@
 //! loom models of the scheduler's lock-free parts.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p gort --lib --release loom`
-//! (`.ci/run` does). Under `cfg(loom)` the crate compiles only the run queue
-//! and these models, with loom's atomics swapped in (see `loom.rs`).
+//! (`.ci/run` does). Under `cfg(loom)` the crate compiles only the modules
+//! `lib.rs` lists, with loom's atomics swapped in (see `loom.rs`); the
+//! models of the join packet, the poll descriptor, the group counts, the
+//! channels and `sync` sit beside their code.
 //!
 //! * `runq_*`: the real `RunQueue` (a 4-slot ring under loom) with the
 //!   owner pushing and popping while a thief steals: every item is taken

@@ -201,10 +201,10 @@ impl LiveCounts {
             // The same Ps (set_procs may have created one meanwhile, whose
             // counts the first pass did not see), each unchanged.
             let mut now = ps();
-            let same = epochs
-                .iter()
-                .all(|&e| now.next().is_some_and(|c| c.epoch.load(Ordering::Acquire) == e))
-                && (now.next().is_none() || mutant("group_new_p_unseen"))
+            let same = epochs.iter().all(|&e| {
+                now.next()
+                    .is_some_and(|c| c.epoch.load(Ordering::Acquire) == e)
+            }) && (now.next().is_none() || mutant("group_new_p_unseen"))
                 && self.overflow.lock().0 == ver;
             if same {
                 return Ok(n);

@@ -277,9 +277,10 @@ impl Registration {
             Waiter::Thread { .. } => true,
             Waiter::G { g, .. } => !std::ptr::eq(g.sched(), sched),
         };
-        self.desc.wait(self.seq, dir, deadline, &np.waiters, foreign, || {
-            np_kick(sched, np)
-        })
+        self.desc
+            .wait(self.seq, dir, deadline, &np.waiters, foreign, || {
+                np_kick(sched, np)
+            })
     }
 }
 

@@ -234,8 +234,14 @@ mod loom_models {
     impl Desc {
         /// `Registration::wait` (for a waiter of the netpoller's runtime).
         fn wait(&self, deadline: Option<Instant>) -> bool {
-            self.desc
-                .wait(self.seq, Dir::Read, deadline, &self.waiters, |_| false, || {})
+            self.desc.wait(
+                self.seq,
+                Dir::Read,
+                deadline,
+                &self.waiters,
+                |_| false,
+                || {},
+            )
         }
 
         /// An epoll event for registration `tag`, dispatched as
