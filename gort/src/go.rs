@@ -8,18 +8,17 @@
 //! joiner never waits forever.
 
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 
-use crate::runtime::g::WaitReason;
-use crate::runtime::park::{self, Cancelled, Waiter};
+use crate::packet::{Completed, Slot};
+use crate::runtime::park::Cancelled;
 use crate::runtime::sched::Sched;
 use crate::runtime::spawn::SpawnOpts;
 use crate::runtime::{self as rt};
@@ -71,22 +70,13 @@ impl fmt::Display for GoId {
     }
 }
 
-/// Packet state bits.
-const COMPLETE: u8 = 1;
-const DETACHED: u8 = 2;
-const WAITER: u8 = 4;
-
 /// Where a goroutine's result goes. Two owners share it, the goroutine
-/// (through [`Completion`]) and its handle, and one state word says who has
-/// let go: the goroutine sets `COMPLETE` after writing the result, the
-/// handle sets `WAITER` after storing its waiter or `DETACHED` when dropped
-/// unjoined. Whichever side acts second frees the packet, so a spawn and
-/// join cost one atomic RMW on each side, and after an ordinary join the
-/// joiner (which allocated it) frees it.
+/// (through [`Completion`]) and its handle; the state machine that says
+/// who has let go is [`Slot`] (`packet.rs`), and whichever side it tells
+/// to free the packet frees it, so after an ordinary join the joiner
+/// (which allocated it) frees it.
 pub(crate) struct Packet<T> {
-    state: AtomicU8,
-    result: UnsafeCell<Option<thread::Result<T>>>,
-    waiter: UnsafeCell<Option<Waiter>>,
+    slot: Slot<thread::Result<T>>,
     scope: Option<Arc<ScopeData>>,
 }
 
@@ -106,9 +96,7 @@ impl<T> Packet<T> {
             s.increment();
         }
         let p = NonNull::from(Box::leak(Box::new(Packet {
-            state: AtomicU8::new(0),
-            result: UnsafeCell::new(None),
-            waiter: UnsafeCell::new(None),
+            slot: Slot::new(),
             scope,
         })));
         (Owner(p), Owner(p))
@@ -134,58 +122,31 @@ impl<T> Owner<T> {
 
     /// The goroutine's side: stores the result and lets go.
     fn complete(self, r: thread::Result<T>) {
-        let p = self.packet();
-        // SAFETY: only the goroutine writes the result, once, before
-        // publishing COMPLETE; the handle reads it only after seeing it.
-        unsafe { *p.result.get() = Some(r) };
-        let prev = p.state.fetch_or(COMPLETE, Ordering::AcqRel);
-        if prev & DETACHED != 0 {
+        // SAFETY: this is the goroutine's owner, and it completes once
+        // (`complete` consumes it).
+        match unsafe { self.packet().slot.complete(r) } {
             // SAFETY: the handle let go before us.
-            unsafe { self.free() };
-            return;
-        }
-        let waiter = if prev & WAITER != 0 {
-            // SAFETY: WAITER (acquired) means the handle stored its waiter
-            // and is parked until we wake it, so the slot is ours to take.
-            unsafe { (*p.waiter.get()).take() }
-        } else {
-            None
-        };
-        // From here on the handle may free the packet at any moment.
-        std::mem::forget(self);
-        if let Some(w) = waiter {
-            w.wake();
+            Completed::Free => unsafe { self.free() },
+            Completed::Wake(waiter) => {
+                // From here on the handle may free the packet at any moment.
+                std::mem::forget(self);
+                if let Some(w) = waiter {
+                    w.wake();
+                }
+            }
         }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.packet().state.load(Ordering::Acquire) & COMPLETE != 0
+        self.packet().slot.is_finished()
     }
 
     /// The handle's side: waits for the result, takes it, frees the packet.
     #[track_caller]
     pub(crate) fn join(self) -> thread::Result<T> {
-        while !self.is_finished() {
-            let p = self.0;
-            park::park(WaitReason::Join, move |w| {
-                // SAFETY: the goroutine does not touch the waiter slot until
-                // it sees WAITER, which we set only after the write; the
-                // packet is alive because this owner has not let go.
-                let p = unsafe { p.as_ref() };
-                unsafe { *p.waiter.get() = Some(w) };
-                let prev = p.state.fetch_or(WAITER, Ordering::AcqRel);
-                if prev & COMPLETE != 0 {
-                    // Completed meanwhile: it will not look at the slot.
-                    // SAFETY: as above.
-                    drop(unsafe { (*p.waiter.get()).take() });
-                    return false;
-                }
-                true
-            });
-        }
-        // SAFETY: COMPLETE was observed (acquire): the result is written and
-        // the goroutine has let go.
-        let r = unsafe { (*self.packet().result.get()).take() }.expect("result present once done");
+        // SAFETY: this is the handle's owner, and it joins once (`join`
+        // consumes it, so it never detaches).
+        let r = unsafe { self.packet().slot.join() };
         // SAFETY: the goroutine let go (COMPLETE).
         unsafe { self.free() };
         r
@@ -196,8 +157,7 @@ impl<T> Drop for Owner<T> {
     /// A handle dropped unjoined (detach), or a goroutine's owner dropped
     /// without completing (never happens: `Completion` completes).
     fn drop(&mut self) {
-        let prev = self.packet().state.fetch_or(DETACHED, Ordering::AcqRel);
-        if prev & COMPLETE != 0 {
+        if self.packet().slot.detach() {
             // SAFETY: the goroutine let go before us.
             drop(unsafe { Box::from_raw(self.0.as_ptr()) });
         }
@@ -206,8 +166,9 @@ impl<T> Drop for Owner<T> {
 
 impl<T> Drop for Packet<T> {
     fn drop(&mut self) {
-        let unhandled_panic = matches!(self.result.get_mut(), Some(Err(_)));
-        *self.result.get_mut() = None;
+        let result = self.slot.take_mut();
+        let unhandled_panic = matches!(result, Some(Err(_)));
+        drop(result);
         if let Some(scope) = &self.scope {
             scope.decrement(unhandled_panic);
         }

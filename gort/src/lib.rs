@@ -48,6 +48,8 @@ pub mod debug;
 mod go;
 #[cfg(not(loom))]
 pub mod net;
+#[cfg_attr(loom, allow(dead_code))]
+mod packet;
 #[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]
@@ -61,14 +63,16 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod time;
 
-// Under loom: the run queue, the channels, the `sync` primitives that
-// hand off through wait queues, the poll descriptor, and the scheduler's
-// protocol units (P slot, mailbox, hog stop, spinning), over the loom
-// shims (`loom.rs`) and the loom-friendly waiter (`runtime/park_loom.rs`).
+// Under loom: the run queue, the join packet, the poll descriptor, the
+// group live counts, the scheduler's protocol units (P slot, mailbox, hog
+// stop, spinning), the channels and the `sync` primitives that hand off
+// through wait queues, over the loom shims (`loom.rs`) and the
+// loom-friendly waiter (`runtime/park_loom.rs`).
 #[cfg(loom)]
 #[allow(dead_code)]
 mod runtime {
     pub(crate) mod claim;
+    pub(crate) mod counts;
     pub(crate) mod futex;
     pub(crate) mod lock;
     pub(crate) mod mailbox;
@@ -76,6 +80,7 @@ mod runtime {
     pub(crate) mod note;
     #[path = "park_loom.rs"]
     pub(crate) mod park;
+    pub(crate) mod polldesc;
     pub(crate) mod pslot;
     pub(crate) mod rand;
     pub(crate) mod runq;

@@ -12,18 +12,16 @@
 //! points (`is_cancelled`: one relaxed load while nothing is cancelled);
 //! the canceller only readies the parked ones so they can look.
 //!
-//! Live counts are kept per P, in a few slots that each pack
-//! `(group, count)` into one atomic word written only by the P's holder
-//! (spawn +1 where spawned, exit -1 where exited; a slot may go negative).
-//! Readers sum the slots. A slot whose group has finished is reused. Counts
-//! that do not fit, and spawns from outside any P, go to a locked overflow
-//! list. Waiting for a group to empty is a Dekker handshake with exits
+//! Live counts are kept per P and read as snapshots (`counts.rs`).
+//! Waiting for a group to empty is a Dekker handshake with exits
 //! (`membarrier`): exit stores its count then loads `waiting`; the waiter
-//! stores `waiting` then sums.
+//! stores `waiting` then takes a snapshot.
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 
+pub(crate) use super::counts::Counts;
+use super::counts::LiveCounts;
 use super::g::WaitReason;
 use super::lock::Lock;
 use super::membarrier;
@@ -33,89 +31,6 @@ use super::park::{self, Waiter};
 pub(crate) const DETACHED: u32 = 0;
 /// Every group (runtime shutdown).
 pub(crate) const ALL: u32 = u32::MAX;
-/// Count slots per P.
-const SLOTS: usize = 4;
-
-#[inline]
-fn pack(group: u32, count: i32) -> u64 {
-    ((group as u64) << 32) | count as u32 as u64
-}
-#[inline]
-fn unpack(w: u64) -> (u32, i32) {
-    ((w >> 32) as u32, w as u32 as i32)
-}
-
-/// One P's live counts by group. `epoch` is a seqlock over the slots
-/// (odd while the holder writes), so a reader can take a snapshot of every
-/// P's counts at one instant (see [`Groups::snapshot`]).
-#[derive(Default)]
-pub(crate) struct Counts {
-    slots: [AtomicU64; SLOTS],
-    epoch: AtomicU64,
-}
-
-impl Counts {
-    /// Holder only. Adds `d` to `group`'s count; false if no slot is free
-    /// (every slot holds another live group with a non-zero count).
-    #[inline]
-    fn add(&self, group: u32, d: i32, live: impl Fn(u32) -> bool) -> bool {
-        let e = self.epoch.load(Ordering::Relaxed);
-        self.epoch.store(e + 1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        let done = self.add_slots(group, d, live);
-        self.epoch.store(e + 2, Ordering::Release);
-        done
-    }
-
-    #[inline]
-    fn add_slots(&self, group: u32, d: i32, live: impl Fn(u32) -> bool) -> bool {
-        let mut free = None;
-        for slot in &self.slots {
-            let (g, c) = unpack(slot.load(Ordering::Relaxed));
-            if g == group {
-                slot.store(pack(g, c + d), Ordering::Relaxed);
-                return true;
-            }
-            if free.is_none() && c == 0 {
-                free = Some(slot);
-            }
-        }
-        let slot = free.or_else(|| {
-            self.slots
-                .iter()
-                .find(|s| !live(unpack(s.load(Ordering::Relaxed)).0))
-        });
-        match slot {
-            Some(slot) => {
-                slot.store(pack(group, d), Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn sum(&self, want: impl Fn(u32) -> bool) -> i64 {
-        self.slots
-            .iter()
-            .map(|s| unpack(s.load(Ordering::Relaxed)))
-            .filter(|&(g, _)| want(g))
-            .map(|(_, c)| c as i64)
-            .sum()
-    }
-
-    /// A consistent read of this P's counts: `(epoch, sum)`, or `None` if
-    /// the holder wrote meanwhile.
-    fn read(&self, want: impl Fn(u32) -> bool) -> Option<(u64, i64)> {
-        let e = self.epoch.load(Ordering::Acquire);
-        if e & 1 != 0 {
-            return None;
-        }
-        let s = self.sum(want);
-        fence(Ordering::Acquire);
-        (self.epoch.load(Ordering::Relaxed) == e).then_some((e, s))
-    }
-}
-
 /// A runtime's groups.
 pub(crate) struct Groups {
     next: AtomicU32,
@@ -123,9 +38,8 @@ pub(crate) struct Groups {
     live: Lock<Vec<u32>>,
     ncancelled: AtomicUsize,
     cancelled: Lock<Vec<u32>>,
-    /// Counts from outside any P, and those that found no free slot, with
-    /// a version bumped on every change (for snapshots).
-    overflow: Lock<(u64, Vec<(u32, i64)>)>,
+    /// Counts off the Ps (from outside any P, or that found no slot).
+    counts: LiveCounts,
     waiting: AtomicUsize,
     waiters: Lock<Vec<(u32, Waiter)>>,
 }
@@ -137,7 +51,7 @@ impl Default for Groups {
             live: Lock::default(),
             ncancelled: AtomicUsize::new(0),
             cancelled: Lock::default(),
-            overflow: Lock::default(),
+            counts: LiveCounts::default(),
             waiting: AtomicUsize::new(0),
             waiters: Lock::default(),
         }
@@ -188,9 +102,7 @@ impl Groups {
         drop(c);
         if group != ALL {
             self.live.lock().retain(|&g| g != group);
-            let mut o = self.overflow.lock();
-            o.0 += 1;
-            o.1.retain(|&(g, _)| g != group);
+            self.counts.forget(group);
         }
     }
 
@@ -198,17 +110,7 @@ impl Groups {
     /// caller's P), or in the overflow list.
     #[inline]
     pub(crate) fn count(&self, counts: Option<&Counts>, group: u32, d: i32) {
-        if let Some(c) = counts {
-            if c.add(group, d, |g| self.is_live(g)) {
-                return;
-            }
-        }
-        let mut o = self.overflow.lock();
-        o.0 += 1;
-        match o.1.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, c)) => *c += d as i64,
-            None => o.1.push((group, d as i64)),
-        }
+        self.counts.count(counts, group, d, |g| self.is_live(g));
     }
 
     /// Live goroutines of `group` (or of all live groups, for `ALL`), as a
@@ -234,11 +136,8 @@ impl Groups {
         matches!(self.snapshot(ps, group), Ok(n) if n <= 0)
     }
 
-    /// Sums every P's counts and the overflow list at one instant (a
-    /// double collect: each P's seqlock read, then every epoch and the
-    /// overflow version read again; unchanged means every value held at
-    /// the moment between the two passes). `Err` with the last sum only if
-    /// no consistent pair was seen in 100,000 tries.
+    /// Sums the counts of `group` (or of every live group, for `ALL`)
+    /// at one instant (see `LiveCounts::snapshot`).
     fn snapshot<'a>(
         &self,
         ps: &impl Fn() -> Box<dyn Iterator<Item = &'a Counts> + 'a>,
@@ -251,54 +150,7 @@ impl Groups {
         } else {
             vec![group]
         };
-        let want = |g: u32| live.contains(&g);
-        let mut epochs = Vec::new();
-        let mut last = 0;
-        for attempt in 0..100_000u32 {
-            if attempt % 64 == 63 {
-                // Holders keep writing: let them finish (a torn read is
-                // only ever momentary; a wrong count is not acceptable).
-                std::thread::yield_now();
-            }
-            epochs.clear();
-            let (ver, mut n) = {
-                let o = self.overflow.lock();
-                (
-                    o.0,
-                    o.1.iter()
-                        .filter(|(g, _)| want(*g))
-                        .map(|(_, c)| c)
-                        .sum::<i64>(),
-                )
-            };
-            let mut torn = false;
-            for c in ps() {
-                match (0..16).find_map(|_| c.read(want)) {
-                    Some((e, s)) => {
-                        epochs.push(e);
-                        n += s;
-                    }
-                    None => torn = true,
-                }
-            }
-            last = n;
-            if torn {
-                continue;
-            }
-            fence(Ordering::SeqCst);
-            // The same Ps (set_procs may have created one meanwhile, whose
-            // counts the first pass did not see), each unchanged.
-            let mut seen = 0;
-            let same = ps().all(|c| {
-                seen += 1;
-                epochs.get(seen - 1) == Some(&c.epoch.load(Ordering::Acquire))
-            }) && seen == epochs.len()
-                && self.overflow.lock().0 == ver;
-            if same {
-                return Ok(n);
-            }
-        }
-        Err(last)
+        self.counts.snapshot(ps, |g: u32| live.contains(&g))
     }
 
     /// Ends `group`'s cancellation once it has no goroutine left (it is
@@ -376,26 +228,5 @@ impl Groups {
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         empty
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_pack_negative_counts_and_reuse_finished_groups() {
-        let c = Counts::default();
-        assert!(c.add(5, -3, |_| true));
-        assert_eq!(c.sum(|g| g == 5), -3);
-        for g in 6..9 {
-            assert!(c.add(g, 1, |_| true));
-        }
-        // All four slots hold live groups with non-zero counts.
-        assert!(!c.add(9, 1, |_| true));
-        // Once group 5 is finished its slot (residual -3) is reused.
-        assert!(c.add(9, 1, |g| g != 5));
-        assert_eq!(c.sum(|g| g == 9), 1);
-        assert_eq!(c.sum(|g| g == 5), 0);
     }
 }

@@ -15,6 +15,7 @@
 
 pub(crate) mod blocking;
 pub(crate) mod claim;
+pub(crate) mod counts;
 pub(crate) mod deadlock;
 pub(crate) mod futex;
 pub(crate) mod g;
@@ -30,6 +31,7 @@ pub(crate) mod note;
 pub(crate) mod p;
 pub(crate) mod panic_hook;
 pub(crate) mod park;
+pub(crate) mod polldesc;
 pub(crate) mod preempt;
 pub(crate) mod procs;
 pub(crate) mod pslot;

@@ -3,25 +3,11 @@
 //!
 //! Each runtime has one epoll instance (through mio), created on first use.
 //! A socket is registered once, edge-triggered for reading and writing,
-//! with a *poll descriptor* ([`PollDesc`]) that records per direction
-//! whether readiness arrived and at most one parked waiter (the net layer
-//! serialises readers and writers, as Go's `fdMutex` does). An I/O call
-//! tries the system call first; on `EAGAIN` it waits on the descriptor:
-//!
-//! ```text
-//!   waiter (on EAGAIN)                      poller (an epoll event)
-//!   lock desc                               lock desc
-//!   ready? consume it, retry the call       ready = true
-//!   else record waiter, park;               take the waiter
-//!        the park's after step unlocks      unlock, wake the waiter
-//! ```
-//!
-//! Both sides hold the descriptor's lock, and the waiter's lock is released
-//! only after it is switched out (DESIGN.md rule 1), so readiness that
-//! arrives between `EAGAIN` and the park is either seen by the waiter
-//! (`ready`) or finds the waiter recorded: no lost wake-up (modelled in
-//! `netpoll_models.rs`). Readiness is sticky until a waiter consumes it, as
-//! edge-triggered epoll requires.
+//! with a *poll descriptor* ([`PollDesc`], `polldesc.rs`) that records per
+//! direction whether readiness arrived and at most one parked waiter. An
+//! I/O call tries the system call first; on `EAGAIN` it waits on the
+//! descriptor, which the poller marks ready and whose waiter it wakes (the
+//! descriptor's state machine, and its loom models, are in `polldesc.rs`).
 //!
 //! Descriptors are type-stable (never freed, recycled through a free
 //! list), so an epoll token can be the descriptor's address, tagged in its
@@ -39,16 +25,19 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::g::WaitReason;
+use crate::loom::atomic::AtomicUsize;
+
 use super::lock::Lock;
-use super::park::{self, Waiter};
+use super::park::Waiter;
+pub(crate) use super::polldesc::Dir;
+use super::polldesc::PollDesc;
 use super::sched::Sched;
 use super::timers;
 
@@ -166,7 +155,7 @@ impl Netpoll {
             let (desc, tag) = untoken(ev.token());
             let read = ev.is_readable() || ev.is_read_closed() || ev.is_error();
             let write = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-            desc.notify(self, tag, read, write, woken);
+            desc.notify(tag, read, write, &self.waiters, woken);
         }
         let n = woken.len();
         for w in woken.drain(..) {
@@ -185,63 +174,6 @@ pub(crate) fn get(sched: &Sched) -> io::Result<&Netpoll> {
     }
     let np = Netpoll::new()?;
     Ok(sched.netpoll.get_or_init(|| np))
-}
-
-/// Which way an I/O call waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dir {
-    Read,
-    Write,
-}
-
-/// A socket's poll descriptor (Go's `pollDesc`). Never freed.
-pub(crate) struct PollDesc {
-    state: Lock<DescState>,
-}
-
-#[derive(Default)]
-struct DescState {
-    /// Bumped each time the descriptor is reused.
-    seq: u32,
-    rd: Side,
-    wr: Side,
-}
-
-#[derive(Default)]
-struct Side {
-    /// Readiness arrived and no waiter has consumed it yet.
-    ready: bool,
-    waiter: Option<Waiter>,
-}
-
-impl DescState {
-    fn side(&mut self, dir: Dir) -> &mut Side {
-        match dir {
-            Dir::Read => &mut self.rd,
-            Dir::Write => &mut self.wr,
-        }
-    }
-}
-
-impl PollDesc {
-    /// Readiness for the registration tagged `tag` arrived: mark the sides
-    /// ready and collect their waiters into `woken`.
-    fn notify(&self, np: &Netpoll, tag: u16, read: bool, write: bool, woken: &mut Vec<Waiter>) {
-        let mut st = self.state.lock();
-        if st.seq as u16 != tag {
-            return; // the socket closed and the descriptor moved on
-        }
-        let st = &mut *st;
-        for (hit, side) in [(read, &mut st.rd), (write, &mut st.wr)] {
-            if hit {
-                side.ready = true;
-                if let Some(w) = side.waiter.take() {
-                    np.waiters.fetch_sub(1, Ordering::SeqCst);
-                    woken.push(w);
-                }
-            }
-        }
-    }
 }
 
 /// Descriptors not in use (all of them leaked, never freed).
@@ -281,18 +213,8 @@ impl Registration {
         let sched = super::current_sched().arc();
         let np = get(&sched)?;
         let free = FREE.lock().pop();
-        let desc = free.unwrap_or_else(|| {
-            Box::leak(Box::new(PollDesc {
-                state: Lock::new(DescState::default()),
-            }))
-        });
-        let seq = {
-            let mut st = desc.state.lock();
-            st.seq = st.seq.wrapping_add(1);
-            st.rd = Side::default();
-            st.wr = Side::default();
-            st.seq
-        };
+        let desc = free.unwrap_or_else(|| Box::leak(Box::new(PollDesc::new())));
+        let seq = desc.reuse();
         if let Err(e) = np.registry.register(
             &mut SourceFd(&fd),
             token(desc, seq),
@@ -349,49 +271,18 @@ impl Registration {
     pub(crate) fn wait(&self, dir: Dir, deadline: Option<Instant>) -> bool {
         let sched: &Sched = &self.sched;
         let np = get(sched).expect("registered, so the netpoller exists");
-        loop {
-            let mut st = self.desc.state.lock();
-            debug_assert_eq!(st.seq, self.seq);
-            let side = st.side(dir);
-            if side.ready {
-                side.ready = false;
-                return true;
-            }
-            if deadline.is_some_and(|at| Instant::now() >= at) {
-                return false;
-            }
-            assert!(
-                side.waiter.is_none(),
-                "gort: two waiters on one socket direction (the net layer serialises them)"
-            );
-            let parking = park::prepare();
-            let me = parking.waiter().clone();
-            side.waiter = Some(me.clone());
-            np.waiters.fetch_add(1, Ordering::SeqCst);
-            // A waiter that is not one of this runtime's goroutines (a
-            // plain thread, or a goroutine of another runtime using a socket
-            // registered here) has no M of this runtime looking for work on
-            // its behalf, so it must make sure one polls.
-            let foreign = match &me {
-                Waiter::Thread { .. } => true,
-                Waiter::G { g, .. } => !std::ptr::eq(g.sched(), sched),
-            };
-            // On unwind (a cancelled goroutine) or a timeout, take our
-            // waiter back out of the descriptor.
-            let cleanup = Unregister {
-                desc: self.desc,
-                np,
-                dir,
-                me,
-            };
-            parking.park(WaitReason::IoWait, deadline, move || {
-                drop(st);
-                if foreign {
-                    np_kick(sched, np);
-                }
-            });
-            drop(cleanup);
-        }
+        // A waiter that is not one of this runtime's goroutines (a plain
+        // thread, or a goroutine of another runtime using a socket
+        // registered here) has no M of this runtime looking for work on its
+        // behalf, so it must make sure one polls.
+        let foreign = |me: &Waiter| match me {
+            Waiter::Thread { .. } => true,
+            Waiter::G { g, .. } => !std::ptr::eq(g.sched(), sched),
+        };
+        self.desc
+            .wait(self.seq, dir, deadline, &np.waiters, foreign, || {
+                np_kick(sched, np)
+            })
     }
 }
 
@@ -401,24 +292,6 @@ impl Registration {
 fn np_kick(sched: &Sched, np: &Netpoll) {
     if !np.is_blocked() {
         sched.wakep();
-    }
-}
-
-struct Unregister<'a> {
-    desc: &'static PollDesc,
-    np: &'a Netpoll,
-    dir: Dir,
-    me: Waiter,
-}
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        let mut st = self.desc.state.lock();
-        let side = st.side(self.dir);
-        if side.waiter.as_ref().is_some_and(|w| w.same(&self.me)) {
-            side.waiter = None;
-            self.np.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
     }
 }
 
@@ -436,13 +309,7 @@ impl Drop for Registration {
 /// Retires a descriptor: bump its sequence (late events are dropped) and
 /// return it to the free list.
 fn release(desc: &'static PollDesc) {
-    {
-        let mut st = desc.state.lock();
-        st.seq = st.seq.wrapping_add(1);
-        debug_assert!(st.rd.waiter.is_none() && st.wr.waiter.is_none());
-        st.rd = Side::default();
-        st.wr = Side::default();
-    }
+    desc.retire();
     FREE.lock().push(desc);
 }
 
