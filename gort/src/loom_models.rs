@@ -13,9 +13,8 @@
 //!   hog stop, the wake protocol) are modelled beside their real code, in
 //!   `runtime/pslot.rs`, `mailbox.rs`, `stop.rs` and `spinning.rs`.
 
-use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::runtime::runq::RunQueue;
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::Arc;
 use loom::thread;
 
 fn item(v: usize) -> *mut usize {
