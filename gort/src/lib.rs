@@ -26,7 +26,7 @@
 //! Layers, bottom to top (DESIGN.md): `stack` (reserved, guarded, lazily
 //! committed stacks), context switching (corosensei), `runtime` (G, P, M,
 //! the scheduler, park/ready, timers), and the public modules built on
-//! park/ready only: [`sync`], [`time`].
+//! park/ready only: [`sync`], [`time`], [`net`]; [`fs`] (files that never hold a processor).
 
 #![warn(missing_docs)]
 
@@ -42,6 +42,8 @@ mod loom;
 pub mod chan;
 #[cfg(not(loom))]
 pub mod context;
+#[cfg(not(loom))]
+pub mod fs;
 #[cfg(not(loom))]
 mod go;
 #[cfg(not(loom))]

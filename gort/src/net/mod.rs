@@ -70,9 +70,10 @@ macro_rules! socket_impls {
 }
 pub(crate) use socket_impls;
 
-/// `Read` and `Write` for a stream and for shared references to it (one
-/// goroutine may read while another writes, as with std's streams).
-macro_rules! stream_io {
+/// `Read` for a stream and for shared references to it (one goroutine may
+/// read while another writes, as with std's streams). Also used by
+/// `process`'s child pipes.
+macro_rules! stream_read {
     ($t:ident) => {
         impl std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -87,6 +88,24 @@ macro_rules! stream_io {
             }
         }
 
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+    };
+}
+pub(crate) use stream_read;
+
+/// `Write` for a stream and for shared references to it.
+macro_rules! stream_write {
+    ($t:ident) => {
         impl std::io::Write for &$t {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.fd.write(|mut s| std::io::Write::write(&mut s, buf))
@@ -97,18 +116,6 @@ macro_rules! stream_io {
             }
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
-            }
-        }
-
-        impl std::io::Read for $t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                std::io::Read::read(&mut &*self, buf)
-            }
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                std::io::Read::read_vectored(&mut &*self, bufs)
             }
         }
 
@@ -123,6 +130,15 @@ macro_rules! stream_io {
                 Ok(())
             }
         }
+    };
+}
+pub(crate) use stream_write;
+
+/// `Read` and `Write` for a stream and for shared references to it.
+macro_rules! stream_io {
+    ($t:ident) => {
+        crate::net::stream_read!($t);
+        crate::net::stream_write!($t);
     };
 }
 pub(crate) use stream_io;
@@ -158,7 +174,7 @@ macro_rules! timeouts {
 }
 pub(crate) use timeouts;
 
-mod fd;
+pub(crate) mod fd;
 mod tcp;
 mod udp;
 mod unix;
