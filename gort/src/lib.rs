@@ -26,7 +26,8 @@
 //! Layers, bottom to top (DESIGN.md): `stack` (reserved, guarded, lazily
 //! committed stacks), context switching (corosensei), `runtime` (G, P, M,
 //! the scheduler, park/ready, timers), and the public modules built on
-//! park/ready only: [`sync`], [`time`], [`net`]; [`fs`] (files that never hold a processor).
+//! park/ready only: [`sync`], [`time`], [`net`]; [`fs`] and [`process`]
+//! (files and child processes that never hold a processor).
 
 #![warn(missing_docs)]
 
@@ -48,6 +49,8 @@ pub mod fs;
 mod go;
 #[cfg(not(loom))]
 pub mod net;
+#[cfg(not(loom))]
+pub mod process;
 #[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]
