@@ -607,6 +607,52 @@ pub fn timers_metrics(mut lateness: Vec<u64>, early: usize, total: Duration) -> 
     ]
 }
 
+/// Size of the file the `fs_read_4k` workloads read.
+pub const SMALL_FILE: usize = 4096;
+
+/// A 4 KiB file in the temporary directory, read once so that it is in the
+/// page cache; removed on drop. The `fs_read_4k` workloads read it whole,
+/// `n` times (open, read, close each time: `std::fs::read`'s shape).
+pub struct SmallFile {
+    path: std::path::PathBuf,
+}
+
+impl SmallFile {
+    /// Creates the file for peer `peer` (the name keeps concurrent peers
+    /// apart).
+    pub fn new(peer: &str) -> Result<SmallFile, String> {
+        let path = std::env::temp_dir().join(format!(
+            "gort-bench-fs-read-4k-{peer}-{}",
+            std::process::id()
+        ));
+        let data: Vec<u8> = (0..SMALL_FILE).map(|i| i as u8).collect();
+        std::fs::write(&path, &data).map_err(|e| format!("write {}: {e}", path.display()))?;
+        let f = SmallFile { path };
+        f.check(&std::fs::read(&f.path).map_err(|e| e.to_string())?)?;
+        Ok(f)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Checks that a read returned the whole file.
+    pub fn check(&self, got: &[u8]) -> Result<(), String> {
+        if got.len() == SMALL_FILE && got.iter().enumerate().all(|(i, &b)| b == i as u8) {
+            Ok(())
+        } else {
+            Err(format!("read {} bytes, not the 4 KiB written", got.len()))
+        }
+    }
+}
+
+impl Drop for SmallFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,51 +880,5 @@ mod tests {
         assert!(peak_rss_bytes() > 0);
         assert_eq!(tree_spawns(1), 2);
         assert_eq!(tree_spawns(20), (1 << 21) - 2);
-    }
-}
-
-/// Size of the file the `fs_read_4k` workloads read.
-pub const SMALL_FILE: usize = 4096;
-
-/// A 4 KiB file in the temporary directory, read once so that it is in the
-/// page cache; removed on drop. The `fs_read_4k` workloads read it whole,
-/// `n` times (open, read, close each time: `std::fs::read`'s shape).
-pub struct SmallFile {
-    path: std::path::PathBuf,
-}
-
-impl SmallFile {
-    /// Creates the file for peer `peer` (the name keeps concurrent peers
-    /// apart).
-    pub fn new(peer: &str) -> Result<SmallFile, String> {
-        let path = std::env::temp_dir().join(format!(
-            "gort-bench-fs-read-4k-{peer}-{}",
-            std::process::id()
-        ));
-        let data: Vec<u8> = (0..SMALL_FILE).map(|i| i as u8).collect();
-        std::fs::write(&path, &data).map_err(|e| format!("write {}: {e}", path.display()))?;
-        let f = SmallFile { path };
-        f.check(&std::fs::read(&f.path).map_err(|e| e.to_string())?)?;
-        Ok(f)
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
-    /// Checks that a read returned the whole file.
-    pub fn check(&self, got: &[u8]) -> Result<(), String> {
-        if got.len() == SMALL_FILE && got.iter().enumerate().all(|(i, &b)| b == i as u8) {
-            Ok(())
-        } else {
-            Err(format!("read {} bytes, not the 4 KiB written", got.len()))
-        }
-    }
-}
-
-impl Drop for SmallFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -133,8 +133,16 @@ fn reading_64_mib_and_fsync_hand_the_processor_off() {
         "ticker ran {} times during {} reads of 64 MiB, {} times during {} writes+fsyncs",
         read.0, read.1, sync.0, sync.1
     );
-    assert!(read.0 > MIN_TICKS, "ticker ran {} times during {TRIES} reads", read.0);
-    assert!(sync.0 > MIN_TICKS, "ticker ran {} times during {TRIES} fsyncs", sync.0);
+    assert!(
+        read.0 > MIN_TICKS,
+        "ticker ran {} times during {TRIES} reads",
+        read.0
+    );
+    assert!(
+        sync.0 > MIN_TICKS,
+        "ticker ran {} times during {TRIES} fsyncs",
+        sync.0
+    );
 }
 
 #[test]
@@ -160,7 +168,11 @@ fn many_goroutines_reading_files_on_one_processor() {
 /// `e` has std's kind and OS error code for the same failing call.
 fn same_error(e: io::Error, std_e: io::Error) {
     assert_eq!(e.kind(), std_e.kind(), "{e} vs std's {std_e}");
-    assert_eq!(e.raw_os_error(), std_e.raw_os_error(), "{e} vs std's {std_e}");
+    assert_eq!(
+        e.raw_os_error(),
+        std_e.raw_os_error(),
+        "{e} vs std's {std_e}"
+    );
 }
 
 #[test]
@@ -189,7 +201,7 @@ fn errors_are_std_errors() {
             fs::remove_file(&missing).unwrap_err(),
             std::fs::remove_file(&missing).unwrap_err(),
         );
-        assert_eq!(fs::exists(&missing).unwrap(), false);
+        assert!(!fs::exists(&missing).unwrap());
 
         fs::write(d.join("f"), "x").unwrap();
         let e = File::create_new(d.join("f")).unwrap_err();
@@ -203,7 +215,10 @@ fn errors_are_std_errors() {
         std::fs::write(d.join("bin"), [0xff, 0xfe]).unwrap();
         let e = fs::read_to_string(d.join("bin")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        let e = OpenOptions::new().create(true).open(d.join("h")).unwrap_err();
+        let e = OpenOptions::new()
+            .create(true)
+            .open(d.join("h"))
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     });
 }
@@ -354,4 +369,3 @@ fn plain_threads_get_std_behaviour() {
         io::ErrorKind::NotFound
     );
 }
-

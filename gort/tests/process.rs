@@ -149,7 +149,10 @@ fn reading_a_childs_stdout_line_by_line_parks() {
     let (lines, ticks) = rt(1).run(|| {
         let ticker = Ticker::start();
         let mut child = Command::new("sh")
-            .args(["-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; sleep 0.05; done"])
+            .args([
+                "-c",
+                "for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; sleep 0.05; done",
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -165,7 +168,10 @@ fn reading_a_childs_stdout_line_by_line_parks() {
     let want: Vec<String> = (1..=10).map(|i| format!("line {i}")).collect();
     assert_eq!(lines, want);
     // Ten 50 ms pauses between lines: the reader parked through them.
-    assert!(ticks > 20, "ticker ran {ticks} times while the reader waited");
+    assert!(
+        ticks > 20,
+        "ticker ran {ticks} times while the reader waited"
+    );
 }
 
 #[test]
@@ -386,7 +392,11 @@ fn env_and_dir_and_reuse() {
         assert_eq!(a.stdout, b"1:/\n");
         // `output`'s capture defaults do not stick: `status` inherits again.
         assert!(cmd.stdout(Stdio::null()).status().unwrap().success());
-        let b = cmd.env_remove("GORT_X").stdout(Stdio::piped()).output().unwrap();
+        let b = cmd
+            .env_remove("GORT_X")
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
         assert_eq!(b.stdout, b":/\n");
         let c = Command::new("/usr/bin/env").env_clear().output().unwrap();
         assert!(c.stdout.is_empty());

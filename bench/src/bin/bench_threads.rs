@@ -64,8 +64,8 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 use gort_bench::{
     announce, echo_conn, http_conn, lateness_ns, main_with_servers, mmsgs_per_s, ns_per,
     parked_metrics, rss_bytes, rw_is_write, rw_writes, sum_below, timed, timer_delay,
-    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY,
-    BUFFERED_CAP, CONTENDERS, SELECT_CAP, SmallFile,
+    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, SmallFile, ACCEPT_RETRY,
+    BUFFERED_CAP, CONTENDERS, SELECT_CAP,
 };
 
 fn main() {

@@ -77,8 +77,8 @@ use std::time::{Duration, Instant};
 use gort_bench::{
     announce, lateness_ns, main_with_servers, mmsgs_per_s, ns_per, parked_metrics, rss_bytes,
     rw_is_write, rw_writes, sum_below, timer_delay, timers_metrics, tree_metrics,
-    tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY, BUFFERED_CAP, CONTENDERS, ECHO_BUF,
-    HTTP_BODY, SELECT_CAP, SmallFile,
+    tree_warmup_depth, unsupported, Metric, SmallFile, ACCEPT_RETRY, BUFFERED_CAP, CONTENDERS,
+    ECHO_BUF, HTTP_BODY, SELECT_CAP,
 };
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -579,9 +579,17 @@ fn tree(depth: usize) -> Pin<Box<dyn Future<Output = u64> + Send>> {
 /// `k` times `tokio::fs::read` of the 4 KiB file, then one more, checked.
 async fn fs_reads(file: &SmallFile, k: usize) -> Result<(), String> {
     for _ in 0..k {
-        black_box(tokio::fs::read(file.path()).await.map_err(|e| e.to_string())?);
+        black_box(
+            tokio::fs::read(file.path())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
     }
-    file.check(&tokio::fs::read(file.path()).await.map_err(|e| e.to_string())?)
+    file.check(
+        &tokio::fs::read(file.path())
+            .await
+            .map_err(|e| e.to_string())?,
+    )
 }
 
 /// `n` trivial system calls, each through `block_in_place`.

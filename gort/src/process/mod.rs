@@ -347,25 +347,29 @@ impl Command {
     /// });
     /// ```
     pub fn output(&mut self) -> io::Result<Output> {
-        let defaults: [fn() -> Stdio; 3] = [Stdio::null, Stdio::piped, Stdio::piped];
-        let setters: [fn(&mut std::process::Command, Stdio) -> &mut std::process::Command; 3] = [
-            std::process::Command::stdin,
-            std::process::Command::stdout,
-            std::process::Command::stderr,
-        ];
-        for i in 0..3 {
-            if !self.set[i] {
-                setters[i](&mut self.inner, defaults[i]());
-            }
-        }
+        // Only the streams the caller left alone get `output`'s defaults.
+        let unset = self.set.map(|set| !set);
+        self.set_stdio(unset, [Stdio::null, Stdio::piped, Stdio::piped]);
         let child = self.spawn();
         // Back to `spawn`'s defaults for a later `spawn` or `status`.
-        for i in 0..3 {
-            if !self.set[i] {
-                setters[i](&mut self.inner, Stdio::inherit());
-            }
-        }
+        self.set_stdio(unset, [Stdio::inherit; 3]);
         child?.wait_with_output()
+    }
+
+    /// Sets stdin, stdout, stderr (those `which` says) to `to`'s, without
+    /// marking them set.
+    fn set_stdio(&mut self, which: [bool; 3], to: [fn() -> Stdio; 3]) {
+        let c = &mut self.inner;
+        let [i, o, e] = to;
+        if which[0] {
+            c.stdin(i());
+        }
+        if which[1] {
+            c.stdout(o());
+        }
+        if which[2] {
+            c.stderr(e());
+        }
     }
 
     /// Runs the child to completion with stdio inherited (unless set) and
@@ -509,9 +513,9 @@ impl Child {
         }
         let pid = self.pid;
         let status = match &mut self.exit {
-            Exit::Pidfd(fd) => fd.read(|_| {
-                reap(pid)?.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
-            })?,
+            Exit::Pidfd(fd) => {
+                fd.read(|_| reap(pid)?.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock)))?
+            }
             Exit::Shared(rx) => {
                 if rx.is_none() {
                     let (tx, r) = chan::bounded(1);
