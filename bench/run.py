@@ -6,6 +6,7 @@
     python3 bench/run.py --only parked_100k --only yield_ping
     python3 bench/run.py --only chan_pingpong,select2,select4
     python3 bench/run.py --quick --only tcp_echo,http_hello,blocking_call --no-write
+    python3 bench/run.py --quick --only fs_read_4k,fs_read_4k_std --no-write
 
 What it does, in order:
 
@@ -419,6 +420,37 @@ WORKLOADS = [
         "with entersyscall/exitsyscall; Tokio: `task::block_in_place(|| getppid())` "
         "in a task on the multi-thread runtime; threads: a direct `libc::getppid()`, "
         "the bare system call without any runtime)",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "fs_read_4k",
+        "fs_read_4k",
+        {"gort": 200 * K, "go": 200 * K, "tokio": 200 * K, "threads": 200 * K},
+        {"gort": 20 * K, "go": 20 * K, "tokio": 20 * K, "threads": 20 * K},
+        [Metric("ns_per_op", "ns per 4 KiB read")],
+        "n whole-file reads (open, read, close) of a 4 KiB file in the page cache "
+        "(gort: `gort::fs::read`, through the blocking hand-off, in the main "
+        "goroutine of `gort::run`; Go: `os.ReadFile` in the main goroutine; Tokio: "
+        "`tokio::fs::read(..).await` in a task (each a `spawn_blocking` round trip "
+        "to its blocking pool); threads: `std::fs::read` on the main thread). "
+        "fs_read_4k_std is gort's baseline for the hand-off's cost",
+        timeout=CHAN_TIMEOUT,
+    ),
+    Workload(
+        "fs_read_4k_std",
+        "fs_read_4k_std",
+        {"gort": 200 * K, "go": None, "tokio": None, "threads": None},
+        {"gort": 20 * K, "go": None, "tokio": None, "threads": None},
+        [Metric("ns_per_op", "ns per 4 KiB read")],
+        "as fs_read_4k, gort only: plain `std::fs::read` in the main goroutine "
+        "(no hand-off: the processor is held through the calls); the ratio is "
+        "to Go's os.ReadFile in fs_read_4k",
+        na={
+            "go": "see fs_read_4k (os.ReadFile)",
+            "tokio": "see fs_read_4k",
+            "threads": "see fs_read_4k (std::fs::read on a thread)",
+        },
+        go_ref=("fs_read_4k", "ns_per_op"),
         timeout=CHAN_TIMEOUT,
     ),
 ]
@@ -1034,7 +1066,7 @@ def render(args, cmdline, table, notes, info, vers, started, elapsed, results, s
         "",
         "Warm-up (untimed, same process): spawn_join one round of n, yield_ping one",
         "round of n/10, spawn_tree one tree of depth n-4; the channel, select, mutex,",
-        "rwlock and blocking_call workloads one round of n/10 (fresh channels, locks",
+        "rwlock, blocking_call and fs_read_4k workloads one round of n/10 (fresh channels, locks",
         "and goroutines each round); parked, timers and ctx_cancel_fanout none. The",
         "servers: tcp_echo n/10 round trips over the measured connections first,",
         f"http_hello one {HTTP_WARMUP_S} s run of the load generator (its own connections) first.",

@@ -38,9 +38,12 @@
 //     goroutine; syscall.Syscall goes through the runtime's
 //     entersyscall/exitsyscall, Go's blocking path (sysmon hands the P to
 //     another thread if the call blocks); ns per call.
+//   - fs_read_4k: n times os.ReadFile of a 4 KiB file in the page cache,
+//     from the main goroutine (each read's system calls go through
+//     entersyscall/exitsyscall); ns per read.
 //
 // Warm-up: one untimed round of n/10 for the channel, select, lock and
-// blocking_call workloads; none for timers and ctx_cancel_fanout.
+// blocking_call and fs_read_4k workloads; none for timers and ctx_cancel_fanout.
 //
 // Servers (`bench_go echo_server|http_server <port>`; protocol in
 // bench/src/lib.rs): bind 127.0.0.1:<port> (0: any free port), print
@@ -127,6 +130,8 @@ func main() {
 		ms = cancelFanout(n)
 	case "blocking_call":
 		ms = warmTimed(n, blockingCalls, nsPerOp(1))
+	case "fs_read_4k":
+		ms = fsReads(n)
 	default:
 		fail(fmt.Sprintf("%s: unknown or unsupported workload `%s`", workload, workload))
 	}
@@ -572,6 +577,31 @@ func blockingCalls(k int) {
 		r, _, _ := syscall.Syscall(syscall.SYS_GETPPID, 0, 0, 0)
 		ppidSink += r
 	}
+}
+
+const smallFile = 4096
+
+// fsReads reads a 4 KiB file (written and read once first, so it is in the
+// page cache) n times with os.ReadFile, after n/10 untimed reads.
+func fsReads(n int) []metric {
+	path := fmt.Sprintf("%s/gort-bench-fs-read-4k-go-%d", os.TempDir(), os.Getpid())
+	data := make([]byte, smallFile)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		fail(fmt.Sprintf("fs_read_4k: %v", err))
+	}
+	defer os.Remove(path)
+	round := func(k int) {
+		for range k {
+			b, err := os.ReadFile(path)
+			if err != nil || len(b) != smallFile {
+				fail(fmt.Sprintf("fs_read_4k: read %d bytes: %v", len(b), err))
+			}
+		}
+	}
+	return warmTimed(n, round, nsPerOp(1))
 }
 
 const echoBuf = 4096

@@ -29,6 +29,7 @@
 //! | `timers`             | sleeping goroutines    | none                     |
 //! | `ctx_cancel_fanout`  | waiting goroutines     | none                     |
 //! | `blocking_call`      | calls                  | one round of `n / 10`    |
+//! | `fs_read_4k`, `fs_read_4k_std` | whole-file reads of a 4 KiB file | one round of `n / 10` |
 //!
 //! ## Servers
 //!
@@ -95,6 +96,8 @@ pub const WORKLOADS: &[&str] = &[
     "timers",
     "ctx_cancel_fanout",
     "blocking_call",
+    "fs_read_4k",
+    "fs_read_4k_std",
 ];
 
 /// The server modes a binary may be given (`<binary> <server> <port>`; see
@@ -602,6 +605,52 @@ pub fn timers_metrics(mut lateness: Vec<u64>, early: usize, total: Duration) -> 
         ("total_ms", total.as_secs_f64() * 1e3),
         ("early", early as f64),
     ]
+}
+
+/// Size of the file the `fs_read_4k` workloads read.
+pub const SMALL_FILE: usize = 4096;
+
+/// A 4 KiB file in the temporary directory, read once so that it is in the
+/// page cache; removed on drop. The `fs_read_4k` workloads read it whole,
+/// `n` times (open, read, close each time: `std::fs::read`'s shape).
+pub struct SmallFile {
+    path: std::path::PathBuf,
+}
+
+impl SmallFile {
+    /// Creates the file for peer `peer` (the name keeps concurrent peers
+    /// apart).
+    pub fn new(peer: &str) -> Result<SmallFile, String> {
+        let path = std::env::temp_dir().join(format!(
+            "gort-bench-fs-read-4k-{peer}-{}",
+            std::process::id()
+        ));
+        let data: Vec<u8> = (0..SMALL_FILE).map(|i| i as u8).collect();
+        std::fs::write(&path, &data).map_err(|e| format!("write {}: {e}", path.display()))?;
+        let f = SmallFile { path };
+        f.check(&std::fs::read(&f.path).map_err(|e| e.to_string())?)?;
+        Ok(f)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Checks that a read returned the whole file.
+    pub fn check(&self, got: &[u8]) -> Result<(), String> {
+        if got.len() == SMALL_FILE && got.iter().enumerate().all(|(i, &b)| b == i as u8) {
+            Ok(())
+        } else {
+            Err(format!("read {} bytes, not the 4 KiB written", got.len()))
+        }
+    }
+}
+
+impl Drop for SmallFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 #[cfg(test)]

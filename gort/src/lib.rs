@@ -26,7 +26,8 @@
 //! Layers, bottom to top (DESIGN.md): `stack` (reserved, guarded, lazily
 //! committed stacks), context switching (corosensei), `runtime` (G, P, M,
 //! the scheduler, park/ready, timers), and the public modules built on
-//! park/ready only: [`sync`], [`time`].
+//! park/ready only: [`sync`], [`time`], [`net`]; [`fs`] and [`process`]
+//! (files and child processes that never hold a processor).
 
 #![warn(missing_docs)]
 
@@ -45,11 +46,15 @@ pub mod context;
 #[cfg(not(loom))]
 pub mod debug;
 #[cfg(not(loom))]
+pub mod fs;
+#[cfg(not(loom))]
 mod go;
 #[cfg(not(loom))]
 pub mod net;
 #[cfg_attr(loom, allow(dead_code))]
 mod packet;
+#[cfg(not(loom))]
+pub mod process;
 #[cfg(not(loom))]
 pub mod runtime;
 #[cfg(not(loom))]

@@ -46,6 +46,10 @@
 //!   `gort::blocking(|| libc::getppid())` `n` times (gort's path for a
 //!   system call that may block: the processor is handed to another thread
 //!   if the call blocks); ns per call.
+//! - `fs_read_4k` / `fs_read_4k_std`: the main goroutine reads a 4 KiB
+//!   file from the page cache `n` times with `gort::fs::read` (every call
+//!   through the blocking hand-off) / with plain `std::fs::read` (no
+//!   hand-off: the P is held during the calls); ns per read.
 //!
 //! Servers (`bench_gort echo_server|http_server <port>`; protocol in
 //! `src/lib.rs`): inside `gort::run`, the main goroutine runs a
@@ -67,7 +71,7 @@ use gort::sync::{Mutex, RwLock, WaitGroup};
 use gort_bench::{
     announce, echo_conn, http_conn, lateness_ns, main_with_servers, mmsgs_per_s, ns_per,
     parked_metrics, rss_bytes, rw_is_write, rw_writes, sum_below, timed, timer_delay,
-    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY,
+    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, SmallFile, ACCEPT_RETRY,
     BUFFERED_CAP, CONTENDERS, SELECT_CAP,
 };
 
@@ -106,6 +110,8 @@ fn other(workload: &str, n: usize) -> Result<Vec<Metric>, String> {
         "timers" => gort::run(move || timers(n)),
         "ctx_cancel_fanout" => gort::run(move || cancel_fanout(n)),
         "blocking_call" => gort::run(move || warm_timed(n, blocking_calls, per_msg)),
+        "fs_read_4k" => gort::run(move || fs_reads(n, |p| gort::fs::read(p)))?,
+        "fs_read_4k_std" => gort::run(move || fs_reads(n, |p| std::fs::read(p)))?,
         w => return unsupported(w),
     })
 }
@@ -436,6 +442,26 @@ fn blocking_calls(n: usize) {
         // SAFETY: getppid has no preconditions and cannot fail.
         black_box(gort::blocking(|| unsafe { libc::getppid() }));
     }
+}
+
+/// `n` whole-file reads of a 4 KiB file with `read`, after `n / 10`
+/// untimed ones; ns per read.
+fn fs_reads(
+    n: usize,
+    read: impl Fn(&std::path::Path) -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<Metric>, String> {
+    let file = SmallFile::new("gort")?;
+    let round = |k: usize| -> Result<(), String> {
+        for _ in 0..k {
+            let v = read(file.path()).map_err(|e| e.to_string())?;
+            black_box(&v);
+        }
+        file.check(&read(file.path()).map_err(|e| e.to_string())?)
+    };
+    round((n / 10).max(1))?;
+    let (r, d) = timed(|| round(n));
+    r?;
+    Ok(vec![("ns_per_op", ns_per(d, n))])
 }
 
 /// `echo_server` / `http_server`: binds `addr`, announces the port, and

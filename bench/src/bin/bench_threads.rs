@@ -44,6 +44,8 @@
 //! - `blocking_call`: `n` direct `libc::getppid()` calls (threads have no
 //!   runtime to go through: the baseline cost of the system call); ns per
 //!   call.
+//! - `fs_read_4k`: `n` times `std::fs::read` of a 4 KiB file in the page
+//!   cache, on the main thread; ns per read.
 //!
 //! Servers (`bench_threads echo_server|http_server <port>`; protocol in
 //! `src/lib.rs`): a `std::net::TcpListener` accept loop on the main thread
@@ -62,7 +64,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 use gort_bench::{
     announce, echo_conn, http_conn, lateness_ns, main_with_servers, mmsgs_per_s, ns_per,
     parked_metrics, rss_bytes, rw_is_write, rw_writes, sum_below, timed, timer_delay,
-    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY,
+    timers_metrics, tree_metrics, tree_warmup_depth, unsupported, Metric, SmallFile, ACCEPT_RETRY,
     BUFFERED_CAP, CONTENDERS, SELECT_CAP,
 };
 
@@ -121,6 +123,7 @@ fn main() {
         "blocking_call" => Ok(warm_timed(a.n, direct_calls, |d, n| {
             vec![("ns_per_op", ns_per(d, n))]
         })),
+        "fs_read_4k" => fs_reads(a.n),
         w => unsupported(w),
     });
 }
@@ -534,4 +537,19 @@ fn serve(server: &str, addr: SocketAddr) -> Result<(), String> {
             }
         }
     }
+}
+
+/// `n` times `std::fs::read` of a 4 KiB file, after `n / 10` untimed reads.
+fn fs_reads(n: usize) -> Result<Vec<Metric>, String> {
+    let file = SmallFile::new("threads")?;
+    let round = |k: usize| -> Result<(), String> {
+        for _ in 0..k {
+            black_box(std::fs::read(file.path()).map_err(|e| e.to_string())?);
+        }
+        file.check(&std::fs::read(file.path()).map_err(|e| e.to_string())?)
+    };
+    round((n / 10).max(1))?;
+    let (r, d) = timed(|| round(n));
+    r?;
+    Ok(vec![("ns_per_op", ns_per(d, n))])
 }

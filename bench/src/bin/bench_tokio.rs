@@ -51,6 +51,9 @@
 //!   `tokio::task::block_in_place(|| libc::getppid())` (Tokio's way to block
 //!   inside a worker: the worker's core is handed to another thread for the
 //!   call); ns per call.
+//! - `fs_read_4k`: from a task, `n` times `tokio::fs::read(path).await` of
+//!   a 4 KiB file in the page cache (Tokio runs each on its blocking thread
+//!   pool through `spawn_blocking`); ns per read.
 //!
 //! Servers (`bench_tokio echo_server|http_server <port>`; protocol in
 //! `src/lib.rs`): the accept loop runs in `block_on` on the multi-thread
@@ -74,8 +77,8 @@ use std::time::{Duration, Instant};
 use gort_bench::{
     announce, lateness_ns, main_with_servers, mmsgs_per_s, ns_per, parked_metrics, rss_bytes,
     rw_is_write, rw_writes, sum_below, timer_delay, timers_metrics, tree_metrics,
-    tree_warmup_depth, unsupported, Metric, ACCEPT_RETRY, BUFFERED_CAP, CONTENDERS, ECHO_BUF,
-    HTTP_BODY, SELECT_CAP,
+    tree_warmup_depth, unsupported, Metric, SmallFile, ACCEPT_RETRY, BUFFERED_CAP, CONTENDERS,
+    ECHO_BUF, HTTP_BODY, SELECT_CAP,
 };
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -153,6 +156,13 @@ fn main() {
                 blocking_calls((n / 10).max(1));
                 let t = Instant::now();
                 blocking_calls(n);
+                Ok(vec![("ns_per_op", ns_per(t.elapsed(), n))])
+            }),
+            "fs_read_4k" => on_worker(async move {
+                let file = SmallFile::new("tokio")?;
+                fs_reads(&file, (n / 10).max(1)).await?;
+                let t = Instant::now();
+                fs_reads(&file, n).await?;
                 Ok(vec![("ns_per_op", ns_per(t.elapsed(), n))])
             }),
             w => unsupported(w),
@@ -564,6 +574,22 @@ fn tree(depth: usize) -> Pin<Box<dyn Future<Output = u64> + Send>> {
         let b = tokio::spawn(tree(depth - 1));
         a.await.expect("tree node failed") + b.await.expect("tree node failed")
     })
+}
+
+/// `k` times `tokio::fs::read` of the 4 KiB file, then one more, checked.
+async fn fs_reads(file: &SmallFile, k: usize) -> Result<(), String> {
+    for _ in 0..k {
+        black_box(
+            tokio::fs::read(file.path())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    file.check(
+        &tokio::fs::read(file.path())
+            .await
+            .map_err(|e| e.to_string())?,
+    )
 }
 
 /// `n` trivial system calls, each through `block_in_place`.

@@ -147,6 +147,15 @@ impl<S: AsRawFd> Fd<S> {
     }
 }
 
+impl<S: AsRawFd> Fd<S> {
+    /// The descriptor back, deregistered from the netpoller.
+    pub(crate) fn into_inner(self) -> S {
+        let Fd { reg, io, .. } = self;
+        drop(reg); // deregisters before `io` may be closed
+        io
+    }
+}
+
 impl<S: AsRawFd> AsRawFd for Fd<S> {
     fn as_raw_fd(&self) -> RawFd {
         self.io.as_raw_fd()

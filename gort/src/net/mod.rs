@@ -70,9 +70,10 @@ macro_rules! socket_impls {
 }
 pub(crate) use socket_impls;
 
-/// `Read` and `Write` for a stream and for shared references to it (one
-/// goroutine may read while another writes, as with std's streams).
-macro_rules! stream_io {
+/// `Read` for a stream and for shared references to it (one goroutine may
+/// read while another writes, as with std's streams). Also used by
+/// `process`'s child pipes.
+macro_rules! stream_read {
     ($t:ident) => {
         impl std::io::Read for &$t {
             #[track_caller]
@@ -89,6 +90,26 @@ macro_rules! stream_io {
             }
         }
 
+        impl std::io::Read for $t {
+            #[track_caller]
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+            #[track_caller]
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+    };
+}
+pub(crate) use stream_read;
+
+/// `Write` for a stream and for shared references to it.
+macro_rules! stream_write {
+    ($t:ident) => {
         impl std::io::Write for &$t {
             #[track_caller]
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -102,20 +123,6 @@ macro_rules! stream_io {
             #[track_caller]
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
-            }
-        }
-
-        impl std::io::Read for $t {
-            #[track_caller]
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                std::io::Read::read(&mut &*self, buf)
-            }
-            #[track_caller]
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                std::io::Read::read_vectored(&mut &*self, bufs)
             }
         }
 
@@ -133,6 +140,15 @@ macro_rules! stream_io {
                 Ok(())
             }
         }
+    };
+}
+pub(crate) use stream_write;
+
+/// `Read` and `Write` for a stream and for shared references to it.
+macro_rules! stream_io {
+    ($t:ident) => {
+        crate::net::stream_read!($t);
+        crate::net::stream_write!($t);
     };
 }
 pub(crate) use stream_io;
@@ -168,7 +184,7 @@ macro_rules! timeouts {
 }
 pub(crate) use timeouts;
 
-mod fd;
+pub(crate) mod fd;
 mod tcp;
 mod udp;
 mod unix;
