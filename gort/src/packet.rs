@@ -87,6 +87,7 @@ impl<T> Slot<T> {
     /// # Safety
     /// Called at most once, by the handle's owner of the packet, and never
     /// after [`Slot::detach`].
+    #[track_caller]
     pub(crate) unsafe fn join(&self) -> T {
         while !self.is_finished() {
             park::park(JOIN, |w| {

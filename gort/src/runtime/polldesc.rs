@@ -129,6 +129,7 @@ impl PollDesc {
     /// `waiters`; `foreign(waiter)` says whether nobody of the netpoller's
     /// runtime looks for work on the waiter's behalf, in which case `kick`
     /// runs once it is switched out (to make sure someone polls).
+    #[track_caller]
     pub(crate) fn wait(
         &self,
         seq: u32,
@@ -233,6 +234,7 @@ mod loom_models {
 
     impl Desc {
         /// `Registration::wait` (for a waiter of the netpoller's runtime).
+        #[track_caller]
         fn wait(&self, deadline: Option<Instant>) -> bool {
             self.desc.wait(
                 self.seq,
