@@ -48,6 +48,7 @@ use syn::{Expr, ExprLit, Ident, ItemFn, Lit, Meta, ReturnType, Token};
 ///         // ... the body ...
 /// #       gort::time::sleep(Duration::from_millis(1));
 ///     }
+///     ::gort::debug::dump_on_sigquit(); // SIGQUIT: the report, exit 2
 ///     ::gort::run(__gort_main)
 /// }
 /// ```
@@ -656,6 +657,12 @@ fn expand_main(func: ItemFn, options: &Options) -> TokenStream2 {
         }
     };
 
+    // A program's `main` reports every goroutine on SIGQUIT, as Go's do.
+    let sigquit = if is_main {
+        quote!(::gort::debug::dump_on_sigquit();)
+    } else {
+        quote!()
+    };
     if is_main && has_output {
         // `main` returning a value: report it (`Error: ..`, exit status 1) as
         // std does, inside the goroutine, so that the value need not be Send.
@@ -665,6 +672,7 @@ fn expand_main(func: ItemFn, options: &Options) -> TokenStream2 {
             #(#attrs)*
             #vis #outer {
                 #inner
+                #sigquit
                 #runner(|| ::std::process::Termination::report(#inner_ident()))
             }
         }
@@ -673,6 +681,7 @@ fn expand_main(func: ItemFn, options: &Options) -> TokenStream2 {
             #(#attrs)*
             #vis #sig {
                 #inner
+                #sigquit
                 #runner(#inner_ident)
             }
         }

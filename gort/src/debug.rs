@@ -187,6 +187,20 @@ pub fn write_dump(w: &mut dyn io::Write) -> io::Result<()> {
     write_report(w, &goroutines())
 }
 
+/// Makes SIGQUIT (`kill -QUIT`, Ctrl-\\) write the report of every
+/// goroutine of every runtime to stderr and exit with status 2, as a Go
+/// program does. `#[gort::main]` programs have it already; others call
+/// this, from anywhere, at any time (again: nothing more happens). The
+/// signal handler only wakes a thread of gort's, which writes the report.
+///
+/// ```
+/// gort::debug::dump_on_sigquit();
+/// gort::debug::dump_on_sigquit(); // a second call does nothing
+/// ```
+pub fn dump_on_sigquit() {
+    runtime::sigquit::install();
+}
+
 /// Writes `gs` in the report's shape.
 pub(crate) fn write_report(w: &mut dyn io::Write, gs: &[GoroutineInfo]) -> io::Result<()> {
     for (i, g) in gs.iter().enumerate() {

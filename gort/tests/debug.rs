@@ -421,3 +421,108 @@ fn from_a_plain_thread_it_reports_the_default_runtime() {
     assert!(s.procs >= 1, "{s:?}");
     assert!(s.spawned >= 1, "{s:?}");
 }
+
+// ---- GORT_SCHEDTRACE and SIGQUIT (child processes) ------------------------------
+
+use common::{child, is_child, text};
+
+#[test]
+fn schedtrace_prints_gos_line_and_bad_values_say_so() {
+    let name = "schedtrace_prints_gos_line_and_bad_values_say_so";
+    if is_child(name) {
+        common::rt(2).run(|| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(300) {
+                gort::time::sleep(Duration::from_millis(5));
+            }
+        });
+        return;
+    }
+    let out = child(name, &[("GORT_SCHEDTRACE", "50")]);
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    assert!(lines.len() >= 2, "{err}");
+    for l in &lines {
+        // SCHED 1004ms: gomaxprocs=2 idleprocs=0 threads=5 spinningthreads=0 idlethreads=2 runqueue=0 [0 0]
+        let (head, rest) = l.split_once(": ").unwrap_or_else(|| panic!("{l}"));
+        assert!(head.ends_with("ms"), "{l}");
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let names: Vec<&str> = fields
+            .iter()
+            .take(6)
+            .map(|f| f.split('=').next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "gomaxprocs",
+                "idleprocs",
+                "threads",
+                "spinningthreads",
+                "idlethreads",
+                "runqueue"
+            ],
+            "{l}"
+        );
+        assert_eq!(fields[0], "gomaxprocs=2", "{l}");
+        assert!(l.ends_with(']') && rest.contains(" ["), "{l}");
+    }
+    let out = child(name, &[("GORT_SCHEDTRACE", "abc")]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("GORT_SCHEDTRACE=\"abc\" is not a period in milliseconds"),
+        "{err}"
+    );
+    assert!(!err.contains("SCHED "), "{err}");
+}
+
+#[test]
+fn sigquit_prints_the_report_and_exits_2() {
+    use std::io::{BufRead, BufReader};
+    let name = "sigquit_prints_the_report_and_exits_2";
+    if is_child(name) {
+        debug::dump_on_sigquit();
+        common::rt(1).run(|| {
+            let (_tx, rx) = gort::chan::bounded::<u8>(0);
+            gort::Builder::new()
+                .name("napper")
+                .spawn(move || {
+                    let _ = rx.recv();
+                })
+                .unwrap();
+            eprintln!("READY");
+            loop {
+                gort::time::sleep(Duration::from_millis(10));
+            }
+        });
+        return;
+    }
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env("GORT_TEST_CHILD", name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.trim() == "READY" {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("READY"), "{seen}");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGQUIT) }, 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = c.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{rest}");
+    assert!(rest.starts_with("SIGQUIT: quit\n\n"), "{rest}");
+    assert!(rest.contains("\"napper\" [chan receive"), "{rest}");
+    assert!(rest.contains("\"main\" [sleep"), "{rest}");
+}

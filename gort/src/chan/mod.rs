@@ -711,6 +711,7 @@ pub struct Iter<'a, T> {
 
 impl<T: Send> Iterator for Iter<'_, T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }
@@ -724,6 +725,7 @@ pub struct TryIter<'a, T> {
 
 impl<T: Send> Iterator for TryIter<'_, T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.try_recv().ok()
     }
@@ -737,6 +739,7 @@ pub struct IntoIter<T> {
 
 impl<T: Send> Iterator for IntoIter<T> {
     type Item = T;
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }

@@ -42,6 +42,11 @@ static PARKED_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// The panic message (the report follows it).
 pub(crate) const MESSAGE: &str = "gort: all goroutines are asleep - deadlock!";
 
+/// Every live runtime of the process.
+pub(crate) fn runtimes() -> Vec<Arc<Sched>> {
+    RUNTIMES.lock().iter().filter_map(Weak::upgrade).collect()
+}
+
 pub(crate) fn register(s: &Arc<Sched>) {
     let mut all = RUNTIMES.lock();
     all.retain(|w| w.strong_count() > 0);

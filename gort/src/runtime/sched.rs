@@ -66,6 +66,8 @@ pub(crate) struct Sched {
     pub(crate) handoffs: AtomicU64,
     /// Time slices sysmon ended and hogs it asked to stop (`debug::stats`).
     pub(crate) preemptions: AtomicU64,
+    /// When the runtime was built (`GORT_SCHEDTRACE`'s clock).
+    pub(crate) started_at: std::time::Instant,
     /// Ids of the main goroutines of `run` calls in progress.
     pub(crate) mains: Lock<Vec<u64>>,
     /// The report a deadlocked main goroutine panics with.
@@ -125,6 +127,7 @@ impl Sched {
             newm_failures: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
+            started_at: std::time::Instant::now(),
             mains: Lock::new(Vec::new()),
             deadlock_report: Lock::new(None),
             spawned: AtomicU64::new(0),

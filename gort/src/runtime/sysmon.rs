@@ -125,11 +125,20 @@ fn run(sched: &Arc<Sched>) {
     let mut cands: Vec<(Arc<MShared>, usize, u64, u64)> = Vec::new();
     let mut ms: Vec<Arc<MShared>> = Vec::new();
     let mut last_scavenge = timers::now();
+    let trace = super::schedtrace::period();
+    let mut last_trace = std::time::Instant::now();
     loop {
         if idle == 0 {
             delay = MIN_DELAY_US;
         } else if idle > 50 {
             delay = (delay * 2).min(MAX_DELAY_US);
+        }
+        if let Some(every) = trace {
+            delay = delay.min(every.as_micros().max(1) as u64);
+            if last_trace.elapsed() >= every {
+                last_trace = std::time::Instant::now();
+                eprintln!("{}", super::schedtrace::line(sched));
+            }
         }
         sched.sysmon.note.sleep(Some(Duration::from_micros(delay)));
         // A kick is for this round only (shutdown is seen by the flag).
@@ -146,7 +155,8 @@ fn run(sched: &Arc<Sched>) {
                 sched.scavenge_stacks();
             }
         }
-        if idle > 50 && deep_sleep(sched) {
+        // Tracing keeps the monitor awake, as Go's sysmon does.
+        if idle > 50 && trace.is_none() && deep_sleep(sched) {
             // Woken by a P going busy: watch closely again. A timed-out
             // deep sleep runs one round (the scavenger's) and sleeps on.
             if !sched.sysmon.sleeping.swap(false, Ordering::Relaxed) {
