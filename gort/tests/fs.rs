@@ -8,13 +8,11 @@
 //! call, and the only durations are generous give-up bounds.
 
 mod common;
-use common::{rt, watchdog};
+use common::{rt, watchdog, Ticker};
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use gort::fs::{self, File, OpenOptions};
 
@@ -36,47 +34,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A goroutine that counts as fast as it is scheduled (it yields after
-/// every tick) until stopped.
-struct Ticker {
-    ticks: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    h: Option<gort::JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start() -> Ticker {
-        let ticks = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (t, s) = (ticks.clone(), stop.clone());
-        let h = gort::go(move || {
-            while !s.load(Ordering::Relaxed) {
-                t.fetch_add(1, Ordering::Relaxed);
-                gort::yield_now();
-            }
-        });
-        // Running before we measure anything.
-        while ticks.load(Ordering::Relaxed) == 0 {
-            gort::yield_now();
-        }
-        Ticker {
-            ticks,
-            stop,
-            h: Some(h),
-        }
-    }
-    fn now(&self) -> u64 {
-        self.ticks.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.h.take().unwrap().join().unwrap();
     }
 }
 
@@ -116,7 +73,7 @@ fn reading_64_mib_and_fsync_hand_the_processor_off() {
     std::fs::write(&big, &data).unwrap();
     let out = dir.join("written");
     let (read, sync, same) = rt(1).run(move || {
-        let ticker = Ticker::start();
+        let ticker = Ticker::start(gort::yield_now);
         let mut same = true;
         let read = ticks_during(&ticker, || same &= fs::read(&big).unwrap() == data);
         let f = File::create(&out).unwrap();

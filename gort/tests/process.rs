@@ -13,55 +13,15 @@
 //! (50 children sleeping 1 s cannot all be done in under 1 s).
 
 mod common;
-use common::{rt, watchdog};
+use common::{rt, watchdog, Ticker};
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gort::process::{Child, Command, Stdio};
-
-/// A goroutine ticking every millisecond (a timer wait, so it needs the
-/// processor only briefly each time) until stopped.
-struct Ticker {
-    ticks: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    h: Option<gort::JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start() -> Ticker {
-        let ticks = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (t, s) = (ticks.clone(), stop.clone());
-        let h = gort::go(move || {
-            while !s.load(Ordering::Relaxed) {
-                t.fetch_add(1, Ordering::Relaxed);
-                gort::time::sleep(Duration::from_millis(1));
-            }
-        });
-        while ticks.load(Ordering::Relaxed) == 0 {
-            gort::yield_now();
-        }
-        Ticker {
-            ticks,
-            stop,
-            h: Some(h),
-        }
-    }
-    fn now(&self) -> u64 {
-        self.ticks.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.h.take().unwrap().join().unwrap();
-    }
-}
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -95,7 +55,7 @@ fn eventually(cond: impl Fn() -> bool) -> bool {
 fn fifty_goroutines_wait_for_sleep_1_children_on_one_processor() {
     let _w = watchdog("50 waits");
     let (ticks, threads_before, threads_during, elapsed, all_ok) = rt(1).run(|| {
-        let ticker = Ticker::start();
+        let ticker = Ticker::start(|| gort::time::sleep(Duration::from_millis(1)));
         let start = Instant::now();
         // Spawned here, one by one, so that spawning's own hand-offs do
         // not add threads while the waits are measured.
@@ -147,7 +107,7 @@ fn fifty_goroutines_wait_for_sleep_1_children_on_one_processor() {
 fn reading_a_childs_stdout_line_by_line_parks() {
     let _w = watchdog("stdout lines");
     let (lines, ticks) = rt(1).run(|| {
-        let ticker = Ticker::start();
+        let ticker = Ticker::start(|| gort::time::sleep(Duration::from_millis(1)));
         let mut child = Command::new("sh")
             .args([
                 "-c",

@@ -83,3 +83,46 @@ pub fn child(name: &str, env: &[(&str, &str)]) -> Output {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// A goroutine that counts ticks, running `step` after each (a yield: as
+/// fast as it is scheduled; a 1 ms sleep: a timer wait), until dropped:
+/// "another goroutine kept making progress" in the hand-off tests.
+pub struct Ticker {
+    ticks: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    h: Option<gort::JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub fn start(step: fn()) -> Ticker {
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (ticks.clone(), stop.clone());
+        let h = gort::go(move || {
+            while !s.load(Ordering::Relaxed) {
+                t.fetch_add(1, Ordering::Relaxed);
+                step();
+            }
+        });
+        // Running before anything is measured.
+        while ticks.load(Ordering::Relaxed) == 0 {
+            gort::yield_now();
+        }
+        Ticker {
+            ticks,
+            stop,
+            h: Some(h),
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.h.take().unwrap().join().unwrap();
+    }
+}
