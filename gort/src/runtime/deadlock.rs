@@ -39,6 +39,9 @@ static GORT_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Plain threads parked in a gort call with no deadline.
 static PARKED_THREADS: AtomicUsize = AtomicUsize::new(0);
 
+/// `run` calls in progress in the process (no deadlock to report without).
+pub(crate) static RUNS: AtomicUsize = AtomicUsize::new(0);
+
 /// The panic message (the report follows it).
 pub(crate) const MESSAGE: &str = "gort: all goroutines are asleep - deadlock!";
 
@@ -76,6 +79,9 @@ pub(crate) struct ParkedThread(());
 impl ParkedThread {
     pub(crate) fn enter() -> ParkedThread {
         PARKED_THREADS.fetch_add(1, Ordering::SeqCst);
+        if RUNS.load(Ordering::SeqCst) == 0 {
+            return ParkedThread(()); // plain threads only: no main to tell
+        }
         // The last thread that could act may be this one: a runtime whose
         // Ps all went idle before it parked did not see it asleep.
         let idle: Vec<Arc<Sched>> = RUNTIMES

@@ -294,6 +294,7 @@ impl Runtime {
             .unwrap_or_else(|e| panic!("{e}"));
         let main_id = handle.id().as_u64();
         self.sched.mains.lock().push(main_id);
+        deadlock::RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let watcher = checks.map(|c| {
             let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let (s, d) = (self.sched.clone(), done.clone());
@@ -306,6 +307,7 @@ impl Runtime {
             let _ = t.join();
         }
         self.sched.mains.lock().retain(|&id| id != main_id);
+        deadlock::RUNS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         self.sched.wait_exited(main_id);
         self.sched.end_cancel(group);
         let v = match result {
