@@ -526,3 +526,61 @@ fn sigquit_prints_the_report_and_exits_2() {
     assert!(rest.contains("\"napper\" [chan receive"), "{rest}");
     assert!(rest.contains("\"main\" [sleep"), "{rest}");
 }
+
+#[test]
+fn snapshots_are_safe_while_goroutines_spawn_exit_and_migrate() {
+    let _w = common::watchdog("snapshots_are_safe_while_goroutines_spawn_exit_and_migrate");
+    let rt = common::rt(3);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let check = |gs: &[GoroutineInfo]| {
+        let ids: Vec<u64> = gs.iter().map(|g| g.id.as_u64()).collect();
+        let mut sorted = ids.clone();
+        sorted.dedup();
+        assert_eq!(ids, sorted, "ids sorted and unique");
+        for g in gs {
+            assert_eq!(
+                g.wait_reason.is_some(),
+                g.state == GoroutineState::Waiting,
+                "{g:?}"
+            );
+        }
+    };
+    // Snapshots and dumps taken by main while three goroutines churn
+    // through spawns, yields, parks and exits on three processors.
+    let s2 = stop.clone();
+    let snaps = rt.run(move || {
+        let churn: Vec<_> = (0..3)
+            .map(|_| {
+                let s = s2.clone();
+                gort::go(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        let hs: Vec<_> = (0..20)
+                            .map(|i| {
+                                gort::go(move || {
+                                    if i % 2 == 0 {
+                                        gort::yield_now();
+                                    }
+                                    gort::time::sleep(Duration::from_micros(50));
+                                })
+                            })
+                            .collect();
+                        hs.into_iter().for_each(|h| h.join().unwrap());
+                    }
+                })
+            })
+            .collect();
+        let mut snaps = 0;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(500) {
+            check(&debug::goroutines());
+            let mut sink = Vec::new();
+            debug::write_dump(&mut sink).unwrap();
+            snaps += 1;
+            gort::yield_now();
+        }
+        s2.store(true, Ordering::Relaxed);
+        churn.into_iter().for_each(|h| h.join().unwrap());
+        snaps
+    });
+    assert!(snaps > 10, "{snaps} snapshots");
+}
