@@ -255,28 +255,26 @@ fn run_begin_slow(g: GRef) {
     with_buf(g.sched().id, |b| {
         b.slice.clear();
         let _ = write!(b.slice, "g{id}");
+        b.slice_args.clear();
+        let _ = write!(b.slice_args, "{{\"g\":{id}");
         if let Some(n) = name {
             b.slice.push(' ');
             escape_into(&mut b.slice, n);
+            b.slice_args.push_str(",\"name\":\"");
+            escape_into(&mut b.slice_args, n);
+            b.slice_args.push('"');
         }
-        b.begin("B", "run");
-        let _ = write!(b.text, ",\"args\":{{\"g\":{id}");
-        if let Some(n) = name {
-            b.text.push_str(",\"name\":\"");
-            escape_into(&mut b.text, n);
-            b.text.push('"');
-        }
-        b.text.push_str("}}");
+        b.slice_args.push('}');
+        b.slice_event("B");
     });
 }
 
 #[cold]
 #[inline(never)]
 fn run_end_slow() {
-    with_buf(usize::MAX, |b| {
-        b.begin("E", "run");
-        b.text.push('}');
-    });
+    // The end repeats the beginning's name and args (speedscope matches
+    // them).
+    with_buf(usize::MAX, |b| b.slice_event("E"));
 }
 
 #[cold]
@@ -377,8 +375,9 @@ struct Chunk {
     name: String,
     /// The pids this thread's `thread_name` was written under.
     named: Vec<usize>,
-    /// The name of the run slice open on this thread.
+    /// The name and args of the run slice open on this thread.
     slice: String,
+    slice_args: String,
     /// The pid of the event being written.
     event_pid: usize,
 }
@@ -423,19 +422,20 @@ impl Chunk {
         self.events += 1;
     }
 
-    /// Starts an event of phase `ph` on this thread's track, now, named by
-    /// the open slice; the caller adds fields and the closing brace.
-    fn begin(&mut self, ph: &str, cat: &str) {
+    /// The open run slice's beginning (`ph` "B") or end ("E"), now.
+    fn slice_event(&mut self, ph: &str) {
         let (ts, pid) = (now_ns(), self.event_pid);
         self.sep();
-        let _ = write!(self.text, "{{\"ph\":\"{ph}\",\"cat\":\"{cat}\",\"name\":\"");
-        self.text.push_str(&self.slice); // escaped when it was built
+        let _ = write!(self.text, "{{\"ph\":\"{ph}\",\"cat\":\"run\",\"name\":\"");
+        // Both escaped when they were built.
+        self.text.push_str(&self.slice);
         let _ = write!(
             self.text,
-            "\",\"pid\":{pid},\"tid\":{},\"ts\":{}.{:03}",
+            "\",\"pid\":{pid},\"tid\":{},\"ts\":{}.{:03},\"args\":{}}}",
             self.tid,
             ts / 1000,
-            ts % 1000
+            ts % 1000,
+            self.slice_args
         );
     }
 
