@@ -474,8 +474,10 @@ fn with_buf(rt: usize, f: impl FnOnce(&mut Chunk)) {
     if CLOSED.load(Ordering::Acquire) {
         return;
     }
-    let buf = LOCAL.try_with(|l| {
-        l.borrow_mut()
+    // Ignored when the thread is ending (its buffer was written out).
+    let _ = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        let buf = &l
             .get_or_insert_with(|| {
                 let buf = Arc::new(Buf::default());
                 {
@@ -486,17 +488,15 @@ fn with_buf(rt: usize, f: impl FnOnce(&mut Chunk)) {
                 THREADS.lock().push(buf.clone());
                 Local(buf)
             })
-            .0
-            .clone()
+            .0;
+        let mut c = buf.inner.lock();
+        let pid = c.pid(rt);
+        c.event_pid = pid;
+        f(&mut c);
+        if c.text.len() >= FLUSH_AT {
+            write_out(&mut c);
+        }
     });
-    let Ok(buf) = buf else { return }; // the thread is ending
-    let mut c = buf.inner.lock();
-    let pid = c.pid(rt);
-    c.event_pid = pid;
-    f(&mut c);
-    if c.text.len() >= FLUSH_AT {
-        write_out(&mut c);
-    }
 }
 
 /// Writes a buffer's events to the file (its lock held: each thread's
