@@ -142,6 +142,7 @@ impl Sched {
     /// timers, an unwatched netpoller, or no one looking for work), else
     /// on the idle list.
     pub(crate) fn handoffp(&self, id: PToken) {
+        super::trace::handoff(self.id, id.id());
         let p = self.p(id.id());
         if id.id() < self.nprocs.load(Ordering::Acquire) {
             if !p.runq.is_empty() || self.global_len() > 0 || p.timers.len() > 0 {

@@ -113,6 +113,7 @@ pub(crate) fn mstart(sched: Arc<Sched>, shared: Arc<MShared>) {
         exit: Cell::new(false),
     };
     ctx.acquire(p);
+    super::trace::thread_m(ctx.sched.id, ctx.shared.id);
     M.with(|m| m.set(&ctx));
     let fatal = FatalOnUnwind("the scheduler");
     super::schedule::schedule(&ctx);

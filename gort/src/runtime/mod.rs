@@ -50,6 +50,7 @@ pub(crate) mod sysmon;
 pub(crate) mod testing;
 pub(crate) mod throw;
 pub(crate) mod timers;
+pub(crate) mod trace;
 pub(crate) mod window;
 
 use std::io;
@@ -156,6 +157,7 @@ impl Builder {
         membarrier::init();
         panic_hook::install();
         preempt::install();
+        trace::init();
         Ok(Runtime {
             sched: Sched::new(procs, stack_size, max_threads),
             closed: false,

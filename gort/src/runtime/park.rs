@@ -275,6 +275,7 @@ fn park_goroutine<F: FnOnce(Waiter) -> bool>(
     }));
     g.wait_reason.store(reason as u8, Ordering::Relaxed);
     g.parked_at(at);
+    super::trace::park(g, reason, at);
     suspend(g, Switch::Park);
     if g.deadlocked.load(Ordering::Relaxed) && !panicking() {
         super::deadlock::panic_now(g);
@@ -404,6 +405,7 @@ pub(crate) fn ready_claimed(g: GRef, gen: u64, next: bool) {
 
 fn enqueue(g: GRef, next: bool) {
     let sched = g.sched();
+    super::trace::ready(g);
     match super::window::current_p(sched) {
         Some(p) => {
             if let Some(batch) = p.runq.put(g.as_ptr(), next) {

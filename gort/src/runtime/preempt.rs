@@ -96,6 +96,7 @@ pub(crate) fn install() {
 /// sysmon: asks the M running goroutine code at status word `status` to
 /// stop (with its P, or without it if sysmon took it).
 pub(crate) fn request_stop(m: &MShared, status: u64) {
+    super::trace::preempt(m.id);
     m.stop_req.store(status, Ordering::Release);
     signal(m);
 }
@@ -164,6 +165,7 @@ pub(crate) fn tend(sched: &Sched, ms: &[std::sync::Arc<MShared>]) -> bool {
                     sched.global_put_batch(batch);
                 }
                 sched.handoffs.fetch_add(1, Ordering::Relaxed);
+                super::trace::hog_stopped(m.id, p);
                 sched.handoffp(PToken::claim(p));
             }
             queued = true;

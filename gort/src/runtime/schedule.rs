@@ -208,6 +208,7 @@ fn steal_work(sched: &Sched, p: &P, local: &mut super::p::Local) -> Option<GRef>
             }
             if let Some(g) = victim.runq.steal_into(&p.runq, last) {
                 sched.steals.fetch_add(1, Ordering::Relaxed);
+                super::trace::steal(sched.id, v, p.id, g);
                 // SAFETY: run queues hold GRef pointers.
                 return Some(unsafe { GRef::from_ptr(g) });
             }
@@ -258,11 +259,13 @@ pub(crate) fn execute(ctx: &MCtx, g: GRef, inherit: bool) {
         } else {
             S_G
         });
+        super::trace::run_begin(g);
         // Close the scheduler's window while the goroutine runs.
         ctx.shared.using.store(false, Ordering::Release);
         let result = coroutine.resume(());
         ctx.set_status(S_SCHED);
         ctx.reenter();
+        super::trace::run_end();
         overflow::set_current(std::ptr::null());
         g::set_current(None);
         match result {

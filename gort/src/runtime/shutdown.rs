@@ -165,6 +165,7 @@ impl Sched {
         }
         stack::free_many(stacks);
         SHELLS.lock().extend(gs);
+        super::trace::flush();
         true
     }
 

@@ -118,6 +118,7 @@ pub(crate) fn stop(sched: &Sched) {
 
 fn run(sched: &Arc<Sched>) {
     let _counted = super::deadlock::GortThread::enter();
+    super::trace::thread_sysmon(sched.id);
     let mut delay = MIN_DELAY_US;
     let mut idle = 0u32;
     let mut seen: HashMap<usize, (u64, u64)> = HashMap::new();
@@ -317,6 +318,7 @@ fn retake(
                         sched.p(p).slice_expired.store(true, Ordering::Relaxed);
                         sched.preemptions.fetch_add(1, Ordering::Relaxed);
                         let g = m.curg.load(Ordering::Relaxed);
+                        super::trace::slice_end(m.id, p, g);
                         if !g.is_null() {
                             // SAFETY: Gs are immortal (g.rs); a stale flag on a
                             // G that moved on costs it one extra yield.
@@ -375,6 +377,7 @@ fn retake(
                 super::preempt::request_stop(&m, st);
             }
             sched.handoffs.fetch_add(1, Ordering::Relaxed);
+            super::trace::retake(m.id, p.id(), hog);
             sched.handoffp(p);
             n += 1;
         }
