@@ -72,7 +72,10 @@ pub struct GoroutineInfo {
     /// Why it waits, in Go's words ("chan receive", "sync.Mutex.Lock",
     /// "sleep", "IO wait", ...); `None` unless `state` is `Waiting`.
     pub wait_reason: Option<&'static str>,
-    /// How long it has been waiting (zero unless `state` is `Waiting`).
+    /// How long it has been waiting (zero unless `state` is `Waiting`),
+    /// on a coarse clock: never less than the real wait, and at most about
+    /// 10 ms more (the runtime's monitor advances the clock; a park does not
+    /// read the time, which would cost every blocking call).
     pub since: Duration,
     /// Where it was spawned.
     pub spawned_at: &'static Location<'static>,

@@ -317,11 +317,14 @@ impl GRef {
             .store(std::ptr::from_ref(at).cast_mut(), Ordering::Relaxed);
     }
 
-    /// Records a park at `at`, now (the park's slow path only).
+    /// Records a park at `at`, now by the runtime's coarse clock (so a
+    /// reported wait is never shorter than the real one, and may be longer
+    /// by up to one sysmon round).
     #[inline]
     pub(crate) fn parked_at(self, at: &'static Location<'static>) {
         self.set_waiting_at(at);
-        self.since.store(super::timers::now(), Ordering::Relaxed);
+        let now = self.sched().clock.load(Ordering::Relaxed);
+        self.since.store(now, Ordering::Relaxed);
     }
 
     /// Makes the park of generation `gen` runnable (WAITING -> RUNNABLE),

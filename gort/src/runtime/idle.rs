@@ -50,6 +50,8 @@ impl Sched {
         }
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         self.sysmon.p_busy();
+        // A P going busy: the coarse clock parks read is fresh again.
+        self.clock.store(timers::now(), Ordering::Relaxed);
         self.p(id).status.store(P_RUNNING, Ordering::Release);
         Some(PToken::claim(id))
     }

@@ -66,6 +66,11 @@ pub(crate) struct Sched {
     pub(crate) handoffs: AtomicU64,
     /// Time slices sysmon ended and hogs it asked to stop (`debug::stats`).
     pub(crate) preemptions: AtomicU64,
+    /// A coarse clock (`timers::now` ns) for the time a goroutine parked
+    /// (`debug`'s "since"): sysmon advances it every round (at most 10 ms
+    /// apart while any P is busy) and a P going busy refreshes it, so a
+    /// park costs one load of a line that changes rarely, not a clock read.
+    pub(crate) clock: crossbeam_utils::CachePadded<AtomicU64>,
     /// When the runtime was built (`GORT_SCHEDTRACE`'s clock).
     pub(crate) started_at: std::time::Instant,
     /// Ids of the main goroutines of `run` calls in progress.
@@ -127,6 +132,7 @@ impl Sched {
             newm_failures: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
             preemptions: AtomicU64::new(0),
+            clock: crossbeam_utils::CachePadded::new(AtomicU64::new(super::timers::now())),
             started_at: std::time::Instant::now(),
             mains: Lock::new(Vec::new()),
             deadlock_report: Lock::new(None),

@@ -173,6 +173,7 @@ fn run(sched: &Arc<Sched>) {
             }
         }
         let now = timers::now();
+        sched.clock.store(now, Ordering::Relaxed);
         let mut busy = false;
         if let Some(np) = sched.netpoll.get() {
             if np.has_waiters()
