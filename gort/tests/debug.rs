@@ -432,7 +432,7 @@ fn schedtrace_prints_gos_line_and_bad_values_say_so() {
     if is_child(name) {
         common::rt(2).run(|| {
             let t = Instant::now();
-            while t.elapsed() < Duration::from_millis(300) {
+            while t.elapsed() < Duration::from_millis(600) {
                 gort::time::sleep(Duration::from_millis(5));
             }
         });
@@ -491,10 +491,21 @@ fn sigquit_prints_the_report_and_exits_2() {
                     let _ = rx.recv();
                 })
                 .unwrap();
-            eprintln!("READY");
-            loop {
-                gort::time::sleep(Duration::from_millis(10));
-            }
+            // READY once main and the napper are both parked, so the
+            // signal finds them there (a lookout tells, then sleeps too).
+            gort::go(|| {
+                let parked = |n: &str| {
+                    debug::goroutines()
+                        .iter()
+                        .any(|g| g.name.as_deref() == Some(n) && g.state == GoroutineState::Waiting)
+                };
+                while !(parked("main") && parked("napper")) {
+                    gort::time::sleep(Duration::from_millis(1));
+                }
+                eprintln!("READY");
+                gort::time::sleep(Duration::from_secs(60));
+            });
+            gort::time::sleep(Duration::from_secs(60));
         });
         return;
     }
