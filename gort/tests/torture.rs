@@ -1513,7 +1513,14 @@ fn spawn_leftovers(kind: u64, c: &Arc<Counters>, ready: &Sender<()>) -> usize {
             }));
             drop(go(Box::new(move |r| {
                 r.send(()).unwrap();
+                // A join can return before any park here: if the runtime is
+                // dropped while this goroutine is still between its send
+                // and its join, the inner goroutine is cancelled first and
+                // the join finds it finished (a join that does not park is
+                // not a cancellation point). So after the join it parks for
+                // good, and that park must unwind.
                 let _ = inner.join();
+                never()
             })));
             return 2;
         }
