@@ -294,8 +294,10 @@ impl GRef {
     }
 
     pub(crate) fn set_spawned_at(self, at: &'static Location<'static>) {
+        // Release: a new life's fields, seen by `debug`'s reader, bring the
+        // old life's end with them (snapshot.rs).
         self.spawned_at
-            .store(std::ptr::from_ref(at).cast_mut(), Ordering::Relaxed);
+            .store(std::ptr::from_ref(at).cast_mut(), Ordering::Release);
     }
 
     /// Where the goroutine last parked (`None` before its first park).
@@ -306,8 +308,9 @@ impl GRef {
     }
 
     pub(crate) fn waiting_at_clear(self) {
+        // Release: see `park_goroutine`'s clear of the reason.
         self.waiting_at
-            .store(std::ptr::null_mut(), Ordering::Relaxed);
+            .store(std::ptr::null_mut(), Ordering::Release);
     }
 
     /// Records the blocking call at `at` the goroutine is entering.

@@ -280,8 +280,10 @@ fn park_goroutine<F: FnOnce(Waiter) -> bool>(
     if g.deadlocked.load(Ordering::Relaxed) && !panicking() {
         super::deadlock::panic_now(g);
     }
+    // Release: `debug`'s reader that sees the cleared reason also sees the
+    // state change before it (snapshot.rs).
     g.wait_reason
-        .store(WaitReason::None as u8, Ordering::Relaxed);
+        .store(WaitReason::None as u8, Ordering::Release);
 }
 
 /// Switches the goroutine out; returns when it is resumed.

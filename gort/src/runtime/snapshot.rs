@@ -9,7 +9,7 @@
 //! a cached one does not) and each name's lock for a moment, never the
 //! scheduler's, so goroutines run on meanwhile.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
 use super::g::{self, unpack, GRef, WaitReason};
@@ -54,38 +54,64 @@ impl Sched {
         let mut out: Vec<GoroutineInfo> = gs
             .into_iter()
             .filter(|&g| keep(g))
-            .filter_map(|g| {
-                let (_, status) = unpack(g.state.load(Ordering::Acquire));
-                let state = match status {
-                    g::RUNNABLE => GoroutineState::Runnable,
-                    g::RUNNING if blocking.contains(&g.as_ptr()) => GoroutineState::Blocking,
-                    g::RUNNING => GoroutineState::Running,
-                    g::WAITING | g::CLAIMED => GoroutineState::Waiting,
-                    _ => return None, // IDLE, DEAD: not a goroutine now
-                };
-                let waiting = state == GoroutineState::Waiting;
-                let reason = g.reason();
-                Some(GoroutineInfo {
-                    id: GoId::from_u64(g.id.load(Ordering::Relaxed)),
-                    name: g.name.lock().as_deref().map(str::to_owned),
-                    state,
-                    wait_reason: (waiting && reason != WaitReason::None).then(|| reason.as_str()),
-                    since: if waiting {
-                        Duration::from_nanos(now.saturating_sub(g.since.load(Ordering::Relaxed)))
-                    } else {
-                        Duration::ZERO
-                    },
-                    spawned_at: g.spawned_at(),
-                    waiting_at: match state {
-                        GoroutineState::Waiting | GoroutineState::Blocking => g.waiting_at(),
-                        _ => None,
-                    },
-                    locked_to_thread: locked.contains(&g.as_ptr()),
-                })
-            })
+            .filter_map(|g| self.entry(g, now, &blocking, &locked))
             .collect();
         out.sort_by_key(|g| g.id);
         out
+    }
+
+    /// One goroutine's entry, read as a seqlock reader reads: its state
+    /// word before and after the other fields (a park, a wake and an exit
+    /// each change the word, and the fields they clear are cleared with
+    /// Release after the change), retried until both agree, so an entry
+    /// never mixes two moments (a reason from one park with the state of
+    /// the next, or the site of a previous life of a recycled G).
+    fn entry(
+        &self,
+        g: GRef,
+        now: u64,
+        blocking: &[*mut g::G],
+        locked: &[*mut g::G],
+    ) -> Option<GoroutineInfo> {
+        for _ in 0..1000 {
+            let w1 = g.state.load(Ordering::Acquire);
+            let state = match unpack(w1).1 {
+                g::RUNNABLE => GoroutineState::Runnable,
+                g::RUNNING if blocking.contains(&g.as_ptr()) => GoroutineState::Blocking,
+                g::RUNNING => GoroutineState::Running,
+                g::WAITING | g::CLAIMED => GoroutineState::Waiting,
+                _ => return None, // IDLE, DEAD: not a goroutine now
+            };
+            let id = g.id.load(Ordering::Relaxed);
+            let reason = g.reason();
+            let since = g.since.load(Ordering::Relaxed);
+            let site = g.waiting_at();
+            let spawned_at = g.spawned_at();
+            let name = g.name.lock().as_deref().map(str::to_owned);
+            fence(Ordering::Acquire);
+            if g.state.load(Ordering::Relaxed) != w1 {
+                continue; // it moved while we read: read it again
+            }
+            let waiting = state == GoroutineState::Waiting;
+            return Some(GoroutineInfo {
+                id: GoId::from_u64(id),
+                name,
+                state,
+                wait_reason: (waiting && reason != WaitReason::None).then(|| reason.as_str()),
+                since: if waiting {
+                    Duration::from_nanos(now.saturating_sub(since))
+                } else {
+                    Duration::ZERO
+                },
+                spawned_at,
+                waiting_at: match state {
+                    GoroutineState::Waiting | GoroutineState::Blocking => site,
+                    _ => None,
+                },
+                locked_to_thread: locked.contains(&g.as_ptr()),
+            });
+        }
+        None // never still for a moment in 1,000 reads: running, not waiting
     }
 
     /// The scheduler's counts.

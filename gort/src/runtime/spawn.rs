@@ -51,7 +51,8 @@ impl Sched {
                 self.spawned.fetch_add(1, Ordering::Relaxed);
             }
         }
-        g.id.store(id, Ordering::Relaxed);
+        // Release: see `GRef::set_spawned_at`.
+        g.id.store(id, Ordering::Release);
         g.preempt.store(false, Ordering::Relaxed);
         g.unwinding.store(false, Ordering::Relaxed);
         let group = match (opts.group, g::current()) {
