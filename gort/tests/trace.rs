@@ -45,6 +45,26 @@ fn pipeline() {
         w.join().unwrap();
     }
     assert_eq!(sink.join().unwrap(), 2 * (0..200).sum::<u64>());
+    // A join that certainly parks: the joined goroutine finishes only once
+    // main is seen waiting in the join (the joins above may all find their
+    // goroutines finished on a busy machine).
+    let (go_tx, go_rx) = gort::chan::bounded::<()>(0);
+    let late = gort::Builder::new()
+        .name("late")
+        .spawn(move || go_rx.recv().unwrap())
+        .unwrap();
+    gort::go(move || {
+        let main_joins = || {
+            gort::debug::goroutines()
+                .iter()
+                .any(|g| g.name.as_deref() == Some("main") && g.wait_reason == Some("join"))
+        };
+        while !main_joins() {
+            gort::time::sleep(Duration::from_millis(1));
+        }
+        go_tx.send(()).unwrap();
+    });
+    late.join().unwrap();
     // A call that holds its thread: sysmon hands its P on.
     let before = gort::debug::stats().handoffs;
     while gort::debug::stats().handoffs == before {
