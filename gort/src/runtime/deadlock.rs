@@ -125,7 +125,7 @@ fn collect(rts: &[Arc<Sched>]) -> Option<Vec<u64>> {
             || s.global_len() != 0
             || s.all_ps()
                 .any(|p| !p.runq.is_empty() || p.timers.len() != 0)
-            || s.netpoll.get().is_some_and(|np| np.has_waiters())
+            || s.netpoll.get().is_some_and(|np| np.may_wake())
         {
             return None;
         }

@@ -55,6 +55,10 @@ pub(crate) struct Netpoll {
     waiters: AtomicUsize,
     /// A thread is blocked in `epoll_wait`.
     blocked: AtomicBool,
+    /// Events are being delivered: their waiters are off the descriptors
+    /// (`waiters` no longer counts them) but not yet readied. Deadlock
+    /// detection must not take that moment for "nobody waits on I/O".
+    delivering: AtomicUsize,
     /// When someone last polled (timers::now() nanoseconds).
     last_poll: AtomicU64,
 }
@@ -80,6 +84,7 @@ impl Netpoll {
             waker,
             waiters: AtomicUsize::new(0),
             blocked: AtomicBool::new(false),
+            delivering: AtomicUsize::new(0),
             last_poll: AtomicU64::new(timers::now()),
         })
     }
@@ -87,6 +92,11 @@ impl Netpoll {
     /// Whether any goroutine or thread waits on a descriptor.
     pub(crate) fn has_waiters(&self) -> bool {
         self.waiters.load(Ordering::SeqCst) > 0
+    }
+
+    /// Waiters registered, or being readied by a poll right now.
+    pub(crate) fn may_wake(&self) -> bool {
+        self.has_waiters() || self.delivering.load(Ordering::SeqCst) > 0
     }
 
     /// Whether a thread is blocked in `epoll_wait` now.
@@ -148,6 +158,8 @@ impl Netpoll {
             return 0;
         }
         self.last_poll.store(timers::now(), Ordering::Relaxed);
+        // Before any waiter leaves a descriptor, until all are readied.
+        self.delivering.fetch_add(1, Ordering::SeqCst);
         for ev in events.iter() {
             if ev.token() == WAKE_TOKEN {
                 continue;
@@ -163,6 +175,7 @@ impl Netpoll {
             // not each kick the previous one out of `runnext`.
             w.wake_fifo();
         }
+        self.delivering.fetch_sub(1, Ordering::SeqCst);
         n
     }
 }
