@@ -84,17 +84,12 @@ impl ParkedThread {
         }
         // The last thread that could act may be this one: a runtime whose
         // Ps all went idle before it parked did not see it asleep.
-        let idle: Vec<Arc<Sched>> = RUNTIMES
-            .lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|s| {
-                s.npidle.load(Ordering::SeqCst) == s.nprocs.load(Ordering::SeqCst)
-                    && !s.mains.lock().is_empty()
-            })
-            .collect();
-        if let Some(s) = idle.first() {
-            check(s);
+        let idle = RUNTIMES.lock().iter().filter_map(Weak::upgrade).find(|s| {
+            s.npidle.load(Ordering::SeqCst) == s.nprocs.load(Ordering::SeqCst)
+                && !s.mains.lock().is_empty()
+        });
+        if let Some(s) = idle {
+            check(&s);
         }
         ParkedThread(())
     }
@@ -118,17 +113,11 @@ fn process_threads() -> Option<usize> {
 /// One pass over every runtime: the state word of each goroutine, or
 /// `None` if something can still make progress.
 fn collect(rts: &[Arc<Sched>]) -> Option<Vec<u64>> {
+    if rts.iter().any(|s| pending(s)) {
+        return None;
+    }
     let mut words = Vec::new();
     for s in rts {
-        if s.shutdown.load(Ordering::Acquire)
-            || s.npidle.load(Ordering::SeqCst) != s.nprocs.load(Ordering::SeqCst)
-            || s.global_len() != 0
-            || s.all_ps()
-                .any(|p| !p.runq.is_empty() || p.timers.len() != 0)
-            || s.netpoll.get().is_some_and(|np| np.may_wake())
-        {
-            return None;
-        }
         for g in s.allgs.lock().iter() {
             let w = g.state.load(Ordering::SeqCst);
             match unpack(w).1 {
@@ -143,6 +132,18 @@ fn collect(rts: &[Arc<Sched>]) -> Option<Vec<u64>> {
     Some(words)
 }
 
+/// Whether `s` has work or a wake-up pending: a busy P, a queued
+/// goroutine, a timer, a socket waiter or a delivery in progress. Cheap:
+/// no goroutine is looked at.
+fn pending(s: &Sched) -> bool {
+    s.shutdown.load(Ordering::Acquire)
+        || s.npidle.load(Ordering::SeqCst) != s.nprocs.load(Ordering::SeqCst)
+        || s.global_len() != 0
+        || s.all_ps()
+            .any(|p| !p.runq.is_empty() || p.timers.len() != 0)
+        || s.netpoll.get().is_some_and(|np| np.may_wake())
+}
+
 /// Checks for a deadlock; called by an M of `sched` that found every P
 /// idle and is about to sleep. If there is one, readies the main goroutine
 /// of every `run` with the report to panic with.
@@ -152,8 +153,10 @@ pub(crate) fn check(sched: &Sched) {
         return;
     }
     let rts: Vec<Arc<Sched>> = RUNTIMES.lock().iter().filter_map(Weak::upgrade).collect();
-    // Cheap look first (an idle runtime usually has a timer or a socket).
-    if collect(&rts).is_none() {
+    // Cheap looks first (an idle runtime usually has a timer or a socket,
+    // and a program usually has a thread of its own): the scans of every
+    // goroutine below run only when a deadlock is likely.
+    if rts.iter().any(|s| pending(s)) {
         return;
     }
     let (t1, p1) = (

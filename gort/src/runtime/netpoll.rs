@@ -158,6 +158,9 @@ impl Netpoll {
             return 0;
         }
         self.last_poll.store(timers::now(), Ordering::Relaxed);
+        if events.is_empty() {
+            return 0;
+        }
         // Before any waiter leaves a descriptor, until all are readied.
         self.delivering.fetch_add(1, Ordering::SeqCst);
         for ev in events.iter() {
